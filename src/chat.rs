@@ -1,0 +1,1 @@
+//! Chat templates: the model's Jinja template in a sandbox, or a built-in format.

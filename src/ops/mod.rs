@@ -1,0 +1,1 @@
+//! Tensor operations of the forward pass: matmul, norms, RoPE, softmax, activations, attention.
