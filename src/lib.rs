@@ -14,6 +14,7 @@ pub mod dtype;
 pub mod error;
 pub mod gguf;
 pub mod kernels;
+pub mod kv_cache;
 pub mod model;
 pub mod ops;
 pub mod quant;
