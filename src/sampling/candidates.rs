@@ -1,6 +1,7 @@
 //! The candidate list samplers work on (llama.cpp's `llama_token_data_array`).
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
 
 use super::{SamplingError, TokenId};
 
@@ -43,7 +44,33 @@ pub struct Candidates {
     sorted: bool,
     probs_valid: bool,
     selected: Option<usize>,
+    /// `[<= h]` scratch for [`partition_top`](Self::partition_top): the `h` largest logits
+    /// seen so far, smallest on top.
+    heap: BinaryHeap<Reverse<TotalF32>>,
 }
+
+/// An f32 ordered by `total_cmp` (for the threshold heap).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct TotalF32(f32);
+
+impl Eq for TotalF32 {}
+
+impl PartialOrd for TotalF32 {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TotalF32 {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// [`Candidates::partition_top`] first finds the h-th largest logit with a heap (one pass,
+/// almost every element rejected by a single comparison) when `h` is at most this and at
+/// most 1/8 of the list; otherwise it selects on the whole list directly.
+const HEAP_PREFILTER_MAX: usize = 2048;
 
 impl Candidates {
     /// An empty list.
@@ -247,25 +274,65 @@ impl Candidates {
     }
 
     /// Keeps the `k` candidates with the largest logits, sorted descending
-    /// (`k >= len` sorts everything). Uses partial selection (`select_nth_unstable_by`,
-    /// O(n)) and sorts only the `k` survivors, so top-40 of 262144 costs one linear pass.
+    /// (`k >= len` sorts everything). See [`partition_top`](Self::partition_top) for the
+    /// cost: one or two linear passes plus a sort of the `k` survivors.
     pub fn keep_top_k(&mut self, k: usize) {
-        let n = self.data.len();
-        if k >= n {
+        if k >= self.data.len() {
             self.sort_descending();
             return;
         }
-        if !self.sorted {
-            if k > 0 {
-                self.data.select_nth_unstable_by(k - 1, by_logit_desc);
-            }
-            self.data.truncate(k);
-            self.data.sort_unstable_by(by_logit_desc);
-            self.sorted = true;
-        } else {
-            self.data.truncate(k);
-        }
+        self.partition_top(k);
+        self.data.truncate(k);
+        self.sorted = true;
         self.probs_valid = false;
+        self.selected = None;
+    }
+
+    /// Moves the `h` largest candidates (by [`by_logit_desc`]) to the front, sorted; the
+    /// others follow in unspecified order. Does not change `sorted` (the caller knows
+    /// whether the tail matters).
+    ///
+    /// Partial selection, never a full sort: for small `h` a first pass finds the h-th
+    /// largest logit `T` with an `h`-entry heap, a second moves the candidates `>= T` to the
+    /// front, and `select_nth_unstable_by` + a sort run on those few; for larger `h`,
+    /// `select_nth_unstable_by` runs on the whole list.
+    pub(crate) fn partition_top(&mut self, h: usize) {
+        let n = self.data.len();
+        if h == 0 || n == 0 {
+            return;
+        }
+        if h >= n {
+            self.data.sort_unstable_by(by_logit_desc);
+            return;
+        }
+        let mut front = n;
+        if h <= HEAP_PREFILTER_MAX && h.saturating_mul(8) <= n {
+            self.heap.clear();
+            for c in &self.data {
+                if self.heap.len() < h {
+                    self.heap.push(Reverse(TotalF32(c.logit)));
+                } else if let Some(mut top) = self.heap.peek_mut()
+                    && c.logit > top.0.0
+                {
+                    *top = Reverse(TotalF32(c.logit));
+                }
+            }
+            // The h-th largest logit: at least h candidates are >= it.
+            let threshold = self.heap.peek().map_or(f32::NEG_INFINITY, |r| r.0.0);
+            let mut w = 0;
+            for i in 0..n {
+                if self.data[i].logit >= threshold {
+                    self.data.swap(w, i);
+                    w += 1;
+                }
+            }
+            front = w;
+        }
+        let head = &mut self.data[..front];
+        if h < front {
+            head.select_nth_unstable_by(h - 1, by_logit_desc);
+        }
+        self.data[..h].sort_unstable_by(by_logit_desc);
         self.selected = None;
     }
 
@@ -395,6 +462,28 @@ mod tests {
             b.truncate(k);
             assert_eq!(ids(&a), ids(&b), "k = {k}");
             assert!(a.is_sorted());
+        }
+    }
+
+    #[test]
+    fn keep_top_k_with_signed_zeros_masks_and_ties() {
+        let mut logits = vec![0.0f32; 5000];
+        for (i, l) in logits.iter_mut().enumerate() {
+            *l = match i % 5 {
+                0 => -0.0,
+                1 => 0.0,
+                2 => f32::NEG_INFINITY,
+                3 => -1.0,
+                _ => ((i * 37) % 11) as f32 * -0.5,
+            };
+        }
+        for k in [1, 3, 100, 999, 1000, 1001, 2500, 4999] {
+            let mut a = cands(&logits);
+            a.keep_top_k(k);
+            let mut b = cands(&logits);
+            b.sort_descending();
+            b.truncate(k);
+            assert_eq!(ids(&a), ids(&b), "k = {k}");
         }
     }
 

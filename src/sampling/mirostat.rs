@@ -7,8 +7,8 @@ use super::{Candidates, Sampler, SamplingError};
 /// Mirostat 2.0 (llama.cpp's `mirostat-v2`, Basu et al. 2021). A selecting sampler: it ends
 /// a chain. It keeps `mu` (initially `2 * tau`); each step:
 ///
-/// 1. softmax over the list; drop every candidate whose surprise `-log2 p` exceeds `mu`
-///    (keeping at least the most likely one);
+/// 1. softmax over the list; drop every candidate whose surprise `-log2 p` exceeds `mu`,
+///    i.e. keep `p >= 2^-mu` (keeping at least the most likely one);
 /// 2. softmax over the survivors (sorted descending) and draw one with the seeded
 ///    [`Xoshiro256StarStar`] (no draw when only one survives);
 /// 3. `mu -= eta * (-log2 p_chosen - tau)`.
@@ -56,12 +56,13 @@ impl Sampler for MirostatV2 {
 
     fn apply(&mut self, c: &mut Candidates) -> Result<(), SamplingError> {
         c.softmax()?;
-        let mu = self.mu;
-        let kept = c.iter().filter(|x| -x.p.log2() <= mu).count();
+        // Surprise -log2(p) <= mu  <=>  p >= 2^-mu (one comparison per candidate).
+        let p_min = (-self.mu).exp2();
+        let kept = c.iter().filter(|x| x.p >= p_min).count();
         if kept == 0 {
             c.keep_top_k(1);
         } else {
-            c.retain(|x| -x.p.log2() <= mu);
+            c.retain(|x| x.p >= p_min);
             c.sort_descending();
         }
         let idx = if c.len() == 1 {

@@ -46,11 +46,8 @@ impl Sampler for TopP {
         let mut sorted_len = n;
         if !c.is_sorted() {
             if n > PARTIAL_SORT_MIN_LEN {
-                let head = PARTIAL_SORT_HEAD;
-                let data = c.raw_mut();
-                data.select_nth_unstable_by(head - 1, by_logit_desc);
-                data[..head].sort_unstable_by(by_logit_desc);
-                sorted_len = head;
+                c.partition_top(PARTIAL_SORT_HEAD);
+                sorted_len = PARTIAL_SORT_HEAD;
             } else {
                 c.sort_descending();
             }
