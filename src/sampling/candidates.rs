@@ -274,8 +274,10 @@ impl Candidates {
     }
 
     /// Keeps the `k` candidates with the largest logits, sorted descending
-    /// (`k >= len` sorts everything). See [`partition_top`](Self::partition_top) for the
-    /// cost: one or two linear passes plus a sort of the `k` survivors.
+    /// (`k >= len` sorts everything). Partial selection, never a full sort: for small `k`
+    /// one pass finds the k-th largest logit with a k-entry heap and a second keeps the
+    /// candidates at or above it; `select_nth_unstable_by` and a sort then run on those
+    /// few (for large `k`, `select_nth_unstable_by` runs on the whole list).
     pub fn keep_top_k(&mut self, k: usize) {
         if k >= self.data.len() {
             self.sort_descending();
