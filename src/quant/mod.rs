@@ -27,7 +27,11 @@ use bytemuck::Pod;
 use crate::dtype::GgmlType;
 
 pub use float::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
-pub use k_quants::{dequantize_row_q8_k, quantize_row_q8_k_ref};
+pub use k_quants::{
+    dequantize_row_q2_k, dequantize_row_q3_k, dequantize_row_q4_k, dequantize_row_q5_k,
+    dequantize_row_q6_k, dequantize_row_q8_k, quantize_row_q2_k_ref, quantize_row_q3_k_ref,
+    quantize_row_q4_k_ref, quantize_row_q5_k_ref, quantize_row_q6_k_ref, quantize_row_q8_k_ref,
+};
 pub use legacy::{
     dequantize_row_q4_0, dequantize_row_q4_1, dequantize_row_q5_0, dequantize_row_q5_1,
     dequantize_row_q8_0, dequantize_row_q8_1, quantize_row_q4_0_ref, quantize_row_q4_1_ref,
@@ -145,7 +149,20 @@ pub fn is_supported(dtype: GgmlType) -> bool {
     use GgmlType::*;
     matches!(
         dtype,
-        F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1 | Q8_K
+        F32 | F16
+            | BF16
+            | Q4_0
+            | Q4_1
+            | Q5_0
+            | Q5_1
+            | Q8_0
+            | Q8_1
+            | Q2_K
+            | Q3_K
+            | Q4_K
+            | Q5_K
+            | Q6_K
+            | Q8_K
     )
 }
 
@@ -201,6 +218,11 @@ pub fn dequantize_row(dtype: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()
         Q5_1 => dequantize_bytes(src, dst, legacy::dequantize_block_q5_1),
         Q8_0 => dequantize_bytes(src, dst, legacy::dequantize_block_q8_0),
         Q8_1 => dequantize_bytes(src, dst, legacy::dequantize_block_q8_1),
+        Q2_K => dequantize_bytes(src, dst, k_quants::dequantize_block_q2_k),
+        Q3_K => dequantize_bytes(src, dst, k_quants::dequantize_block_q3_k),
+        Q4_K => dequantize_bytes(src, dst, k_quants::dequantize_block_q4_k),
+        Q5_K => dequantize_bytes(src, dst, k_quants::dequantize_block_q5_k),
+        Q6_K => dequantize_bytes(src, dst, k_quants::dequantize_block_q6_k),
         Q8_K => dequantize_bytes(src, dst, k_quants::dequantize_block_q8_k),
         _ => return Err(QuantError::Unsupported { dtype }),
     }
@@ -225,6 +247,11 @@ pub fn quantize_row_ref(dtype: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<
         Q5_1 => quantize_bytes(src, dst, legacy::quantize_block_q5_1_ref),
         Q8_0 => quantize_bytes(src, dst, legacy::quantize_block_q8_0_ref),
         Q8_1 => quantize_bytes(src, dst, legacy::quantize_block_q8_1_ref),
+        Q2_K => quantize_bytes(src, dst, k_quants::quantize_block_q2_k_ref),
+        Q3_K => quantize_bytes(src, dst, k_quants::quantize_block_q3_k_ref),
+        Q4_K => quantize_bytes(src, dst, k_quants::quantize_block_q4_k_ref),
+        Q5_K => quantize_bytes(src, dst, k_quants::quantize_block_q5_k_ref),
+        Q6_K => quantize_bytes(src, dst, k_quants::quantize_block_q6_k_ref),
         Q8_K => quantize_bytes(src, dst, k_quants::quantize_block_q8_k_ref),
         _ => return Err(QuantError::Unsupported { dtype }),
     }
