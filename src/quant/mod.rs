@@ -19,6 +19,7 @@
 
 pub mod blocks;
 pub mod float;
+pub mod iq4;
 pub mod k_quants;
 pub mod legacy;
 
@@ -27,6 +28,9 @@ use bytemuck::Pod;
 use crate::dtype::GgmlType;
 
 pub use float::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+pub use iq4::{
+    dequantize_row_iq4_nl, dequantize_row_iq4_xs, quantize_row_iq4_nl_ref, quantize_row_iq4_xs_ref,
+};
 pub use k_quants::{
     dequantize_row_q2_k, dequantize_row_q3_k, dequantize_row_q4_k, dequantize_row_q5_k,
     dequantize_row_q6_k, dequantize_row_q8_k, quantize_row_q2_k_ref, quantize_row_q3_k_ref,
@@ -163,6 +167,8 @@ pub fn is_supported(dtype: GgmlType) -> bool {
             | Q5_K
             | Q6_K
             | Q8_K
+            | IQ4_NL
+            | IQ4_XS
     )
 }
 
@@ -224,6 +230,8 @@ pub fn dequantize_row(dtype: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()
         Q5_K => dequantize_bytes(src, dst, k_quants::dequantize_block_q5_k),
         Q6_K => dequantize_bytes(src, dst, k_quants::dequantize_block_q6_k),
         Q8_K => dequantize_bytes(src, dst, k_quants::dequantize_block_q8_k),
+        IQ4_NL => dequantize_bytes(src, dst, iq4::dequantize_block_iq4_nl),
+        IQ4_XS => dequantize_bytes(src, dst, iq4::dequantize_block_iq4_xs),
         _ => return Err(QuantError::Unsupported { dtype }),
     }
     Ok(())
@@ -253,6 +261,8 @@ pub fn quantize_row_ref(dtype: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<
         Q5_K => quantize_bytes(src, dst, k_quants::quantize_block_q5_k_ref),
         Q6_K => quantize_bytes(src, dst, k_quants::quantize_block_q6_k_ref),
         Q8_K => quantize_bytes(src, dst, k_quants::quantize_block_q8_k_ref),
+        IQ4_NL => quantize_bytes(src, dst, iq4::quantize_block_iq4_nl_ref),
+        IQ4_XS => quantize_bytes(src, dst, iq4::quantize_block_iq4_xs_ref),
         _ => return Err(QuantError::Unsupported { dtype }),
     }
     Ok(())
