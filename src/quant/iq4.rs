@@ -91,9 +91,12 @@ fn pack_group(l: &[u8; 32], qs: &mut [u8]) {
     }
 }
 
-/// Quantizes one IQ4_NL block (`quantize_iq4_nl` without importance weights): the group's best
-/// scale (see [`best_group_scale`]) rounded to f16 as `d`, and each element's nearest grid index
-/// at the unrounded scale.
+/// Quantizes one IQ4_NL block (`quantize_iq4_nl` without importance weights).
+///
+/// The scale search starts at `d = max / 127` (the element of largest magnitude maps to the grid
+/// end of its sign), refits `d` by weighted least squares (weights `x^2`), tries 15 more scales
+/// `(itry - 127) / max` for `itry` in `-7..=7` and keeps the best fit. `d` is stored as f16;
+/// each element gets the index of the grid value nearest to `x / d` (unrounded `d`).
 pub fn quantize_block_iq4_nl_ref(x: &[f32; QK4_NL]) -> BlockIq4Nl {
     let scale = best_group_scale(x);
     let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
@@ -120,7 +123,8 @@ pub fn dequantize_block_iq4_nl(b: &BlockIq4Nl, y: &mut [f32; QK4_NL]) {
 
 /// Quantizes one IQ4_XS block (`quantize_iq4_xs` without importance weights).
 ///
-/// 1. Each group of 32 gets its best scale (see [`best_group_scale`]).
+/// 1. Each group of 32 gets its best scale, searched as for IQ4_NL
+///    ([`quantize_block_iq4_nl_ref`]).
 /// 2. The super-block scale is `d = max_scale / -32`, where `max_scale` is the group scale of
 ///    largest magnitude; each group's scale becomes a 6-bit `l = round(scale / d)` in `-32..32`.
 /// 3. Each element gets the nearest grid index at its group's scale `d * l` (f32, unrounded d).

@@ -599,8 +599,15 @@ fn quantize_k4_k5(
     (d, dmin, packed, l)
 }
 
-/// Quantizes one Q4_K block (`quantize_row_q4_K_ref`); see [`quantize_k4_k5`]. Nibbles: byte
-/// `l` of each 32-byte chunk `c` holds element `64c + l` (low) and `64c + 32 + l` (high).
+/// Quantizes one Q4_K block (`quantize_row_q4_K_ref`).
+///
+/// 1. Each group of 32 gets an asymmetric 4-bit fit `x ≈ scale * l - min` (`make_qkx2_quants`,
+///    weights `sqrt(mean(x^2)) + |x|`, 21 candidate scales).
+/// 2. Group scales and mins are quantized to 6 bits against the largest of each
+///    (`d = max_scale / 63`, `dmin = max_min / 63`), packed as [`get_scale_min_k4`] reads them.
+/// 3. Every element is re-quantized to `0..16` with its group's final scale and min.
+/// 4. Nibbles: byte `l` of each 32-byte chunk `c` holds element `64c + l` (low) and
+///    `64c + 32 + l` (high).
 pub fn quantize_block_q4_k_ref(x: &[f32; QK_K]) -> BlockQ4K {
     let (d, dmin, scales, l) = quantize_k4_k5(x, 15, -1.0, 0.1, 20);
     let mut qs = [0u8; QK_K / 2];
@@ -632,8 +639,10 @@ pub fn dequantize_block_q4_k(b: &BlockQ4K, y: &mut [f32; QK_K]) {
     }
 }
 
-/// Quantizes one Q5_K block (`quantize_row_q5_K_ref`); see [`quantize_k4_k5`]. Low nibbles as
-/// Q4_K; the fifth bit of element `64c + l` is bit `2c` of `qh[l]`, of `64c + 32 + l` bit `2c + 1`.
+/// Quantizes one Q5_K block (`quantize_row_q5_K_ref`): as [`quantize_block_q4_k_ref`] with
+/// 5-bit quants (`0..32`, 16 candidate scales in the fit). Low 4 bits are packed as Q4_K's
+/// nibbles; the fifth bit of element `64c + l` is bit `2c` of `qh[l]`, of `64c + 32 + l` bit
+/// `2c + 1`.
 pub fn quantize_block_q5_k_ref(x: &[f32; QK_K]) -> BlockQ5K {
     let (d, dmin, scales, l) = quantize_k4_k5(x, 31, -0.5, 0.1, 15);
     let mut qs = [0u8; QK_K / 2];

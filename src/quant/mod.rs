@@ -76,8 +76,8 @@ pub enum QuantError {
         /// Elements per block of `dtype`.
         block_size: usize,
     },
-    /// A buffer's size does not match the row's element count.
-    #[error("{dtype}: {buffer} has {actual} {unit}, but a row of {n} elements needs {expected}")]
+    /// A byte buffer's size does not match the row's element count.
+    #[error("{dtype}: {buffer} has {actual} bytes, but a row of {n} elements needs {expected}")]
     BufferSize {
         /// The element type.
         dtype: GgmlType,
@@ -85,12 +85,10 @@ pub enum QuantError {
         buffer: &'static str,
         /// Elements in the row.
         n: usize,
-        /// Size the buffer must have, in `unit`s.
+        /// Size the buffer must have, in bytes.
         expected: usize,
-        /// Size it has.
+        /// Size it has, in bytes.
         actual: usize,
-        /// `"bytes"` or `"f32 values"`.
-        unit: &'static str,
     },
     /// kiln cannot quantize, dequantize or compute with this type.
     #[error("{dtype}: kiln cannot compute with this type")]
@@ -191,8 +189,7 @@ fn check_row(
             block_size,
         });
     }
-    // Cannot overflow: `bytes_for(n) <= 4.25 * n` for every supported type... but check anyway,
-    // `n` is caller-controlled.
+    // `n` comes from the caller: size the row with a checked multiply.
     let expected = (n / block_size).checked_mul(dtype.type_size());
     if expected != Some(bytes_len) {
         return Err(QuantError::BufferSize {
@@ -201,7 +198,6 @@ fn check_row(
             n,
             expected: expected.unwrap_or(usize::MAX),
             actual: bytes_len,
-            unit: "bytes",
         });
     }
     Ok(())
@@ -338,10 +334,14 @@ fn dequantize_blocks<B, const N: usize>(x: &[B], y: &mut [f32], block_fn: fn(&B,
 }
 
 /// ggml's `nearest_int`: round to the nearest integer, ties to even, by adding 1.5 * 2^23 and
-/// reading the low mantissa bits. Valid for `|fval| <= 4194303` (ggml asserts this in debug
-/// builds; larger inputs wrap the same way they do in ggml).
+/// reading the low mantissa bits. Exact for `|fval| <= 4194303` (ggml asserts this in debug
+/// builds); larger, infinite or NaN inputs give the same garbage as ggml, never a panic.
+///
+/// The K-quant and IQ4 quantizers round with this (the legacy formats use `roundf`, half away
+/// from zero, instead); SIMD twins must reproduce it (`_mm256_round_ps` with
+/// round-to-nearest-even agrees within the exact range).
 #[inline]
-pub(crate) fn nearest_int(fval: f32) -> i32 {
+pub fn nearest_int(fval: f32) -> i32 {
     let val = fval + 12_582_912.0;
     (val.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
 }
