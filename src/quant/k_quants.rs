@@ -471,9 +471,9 @@ pub fn quantize_block_q3_k_ref(x: &[f32; QK_K]) -> BlockQ3K {
     }
 
     let d_all = f16_to_f32(b.d);
+    let final_scales = unpack_q3_k_scales(&b.scales);
     for j in 0..QK_K / 16 {
-        let sc = q3k_scale(&b.scales, j);
-        let d = d_all * sc as f32;
+        let d = d_all * final_scales[j] as f32;
         if d == 0.0 {
             continue;
         }
@@ -496,24 +496,29 @@ pub fn quantize_block_q3_k_ref(x: &[f32; QK_K]) -> BlockQ3K {
     b
 }
 
-/// The signed 6-bit scale of Q3_K group `j` (0..16) from its 12 packed bytes, minus 32.
-#[inline]
-fn q3k_scale(s: &[u8; 12], j: usize) -> i32 {
-    let low = if j < 8 { s[j] & 0xf } else { s[j - 8] >> 4 };
-    let high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
-    (low | (high << 4)) as i32 - 32
+/// The 16 signed group scales of a Q3_K block (each `-32..32`) from their 12 packed bytes:
+/// group `g` has its low 4 bits in nibble `g / 8` of byte `g % 8` and its high 2 bits at bits
+/// `2 (g / 4)` of byte `8 + g % 4`; the stored 6-bit value is biased by 32.
+pub fn unpack_q3_k_scales(s: &[u8; 12]) -> [i8; QK_K / 16] {
+    std::array::from_fn(|g| {
+        let low = if g < 8 { s[g] & 0xf } else { s[g - 8] >> 4 };
+        let high = (s[8 + g % 4] >> (2 * (g / 4))) & 3;
+        (low | (high << 4)) as i8 - 32
+    })
 }
 
 /// Dequantizes one Q3_K block: `y = d * (scale - 32) * (q - (hbit ? 0 : 4))` per group of 16.
 pub fn dequantize_block_q3_k(b: &BlockQ3K, y: &mut [f32; QK_K]) {
     let d_all = f16_to_f32(b.d);
-    // Element i = 128h + 32s + kl: low bits at bits 2s of qs[32h + kl], high bit at bit
-    // (4h + s) of hmask[kl], group i / 16.
+    let scales = unpack_q3_k_scales(&b.scales);
+    // Element i = 128h + 32s + l: low bits at bits 2s of qs[32h + l], high bit at bit (4h + s)
+    // of hmask[l], group i / 16.
     for (i, y) in y.iter_mut().enumerate() {
-        let (h, s, kl) = (i / 128, (i / 32) % 4, i % 32);
-        let dl = d_all * q3k_scale(&b.scales, i / 16) as f32;
-        let low = ((b.qs[32 * h + kl] >> (2 * s)) & 3) as i32;
-        let high = b.hmask[kl] & (1 << (4 * h + s)) != 0;
+        let (h, s, l) = (i / 128, (i / 32) % 4, i % 32);
+        // ggml: dl = d_all * (scale - 32), then dl * (q - 4 * !hbit) as an int.
+        let dl = d_all * scales[i / 16] as f32;
+        let low = ((b.qs[32 * h + l] >> (2 * s)) & 3) as i32;
+        let high = b.hmask[l] & (1 << (4 * h + s)) != 0;
         *y = dl * (low - if high { 0 } else { 4 }) as f32;
     }
 }

@@ -33,8 +33,9 @@ pub use iq4::{
 };
 pub use k_quants::{
     dequantize_row_q2_k, dequantize_row_q3_k, dequantize_row_q4_k, dequantize_row_q5_k,
-    dequantize_row_q6_k, dequantize_row_q8_k, quantize_row_q2_k_ref, quantize_row_q3_k_ref,
-    quantize_row_q4_k_ref, quantize_row_q5_k_ref, quantize_row_q6_k_ref, quantize_row_q8_k_ref,
+    dequantize_row_q6_k, dequantize_row_q8_k, get_scale_min_k4, quantize_row_q2_k_ref,
+    quantize_row_q3_k_ref, quantize_row_q4_k_ref, quantize_row_q5_k_ref, quantize_row_q6_k_ref,
+    quantize_row_q8_k_ref, unpack_q3_k_scales,
 };
 pub use legacy::{
     dequantize_row_q4_0, dequantize_row_q4_1, dequantize_row_q5_0, dequantize_row_q5_1,
