@@ -8,8 +8,6 @@
 //! The whole cache is allocated up front with checked sizes and a fallible allocation: a
 //! context too large for the machine is a typed error, never an abort.
 
-use half::f16;
-
 use crate::GgmlType;
 use crate::model::ModelError;
 use crate::quant::QuantError;
@@ -229,21 +227,14 @@ impl<'a> LayerKv<'a> {
 }
 
 /// Converts one `f32` row to the cache type as ggml's CPU `from_float` does (llama.cpp
-/// copies new keys and values into the cache with it): `f16` round-to-nearest-even, `q8_0`
-/// with the activation quantizer (ties to even, like ggml's SIMD `quantize_row_q8_0`), `q4_0`
-/// with the reference quantizer.
+/// copies new keys and values into the cache with it): `f32` copied, `f16` rounded to nearest
+/// even, `q8_0` with the activation quantizer (ties to even, like ggml's SIMD
+/// `quantize_row_q8_0`), `q4_0` with the reference quantizer (which ggml uses for it).
 fn convert_row(dtype: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
     match dtype {
-        GgmlType::F32 => dst.copy_from_slice(bytemuck::cast_slice(src)),
-        GgmlType::F16 => {
-            for (d, &s) in dst.chunks_exact_mut(2).zip(src) {
-                d.copy_from_slice(&f16::from_f32(s).to_le_bytes());
-            }
-        }
-        GgmlType::Q8_0 => crate::kernels::quantize_row_act(dtype, src, dst)?,
-        _ => crate::quant::quantize_row_ref(dtype, src, dst)?,
+        GgmlType::Q8_0 => crate::kernels::quantize_row_act(dtype, src, dst),
+        _ => crate::quant::quantize_row_ref(dtype, src, dst),
     }
-    Ok(())
 }
 
 /// A zeroed `u32` buffer holding `n_layer * n_ctx * n_head_kv * row` bytes (rounded up).

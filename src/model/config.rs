@@ -98,16 +98,13 @@ impl<'g, 'a> Meta<'g, 'a> {
         if self.g.get(&key).is_none() {
             return Ok(None);
         }
-        let v = match self.g.get_u32(&key) {
-            Ok(v) => u64::from(v),
-            Err(first) => match self.g.get_u64(&key) {
-                Ok(v) => v,
-                Err(_) => match self.g.get_i32(&key) {
-                    Ok(v) if v >= 0 => v as u64,
-                    _ => return Err(ModelError::Metadata { key, source: first }),
-                },
-            },
-        };
+        let v = self
+            .g
+            .get_uint(&key)
+            .map_err(|source| ModelError::Metadata {
+                key: key.clone(),
+                source,
+            })?;
         usize::try_from(v)
             .map(Some)
             .map_err(|_| ModelError::InvalidConfig(format!("{key} = {v} is too large")))
@@ -125,9 +122,10 @@ impl<'g, 'a> Meta<'g, 'a> {
         if self.g.get(&key).is_none() {
             return Ok(None);
         }
+        // f32 or f64 in the file; hyperparameters are used as f32, as llama.cpp does.
         self.g
-            .get_f32(&key)
-            .map(Some)
+            .get_float(&key)
+            .map(|v| Some(v as f32))
             .map_err(|source| ModelError::Metadata { key, source })
     }
 

@@ -18,10 +18,12 @@ use crate::gguf::{GgufError, GgufFile, OpenOptions};
 pub mod config;
 mod gemma3;
 mod llama;
+pub mod perplexity;
 pub mod session;
 pub mod weights;
 
 pub use config::{Arch, Config};
+pub use perplexity::{Perplexity, perplexity};
 pub use session::{Session, SessionOptions};
 pub use weights::MatWeight;
 

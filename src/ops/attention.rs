@@ -127,24 +127,9 @@ fn quantize_query<'b>(
     Ok(dst)
 }
 
-/// One row of any element type as `f32` (`f32`/`f16` converted here, blocks by
-/// [`dequantize_row`]).
+/// One row of any element type as `f32` ([`dequantize_row`], which also converts `f32`/`f16`).
 pub fn row_to_f32(dtype: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
-    match dtype {
-        GgmlType::F32 => {
-            for (d, s) in dst.iter_mut().zip(src.chunks_exact(4)) {
-                *d = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-            }
-            Ok(())
-        }
-        GgmlType::F16 => {
-            for (d, s) in dst.iter_mut().zip(src.chunks_exact(2)) {
-                *d = f16::from_le_bytes([s[0], s[1]]).to_f32();
-            }
-            Ok(())
-        }
-        _ => dequantize_row(dtype, src, dst),
-    }
+    dequantize_row(dtype, src, dst)
 }
 
 #[cfg(test)]
