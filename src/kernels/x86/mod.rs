@@ -6,6 +6,8 @@
 
 use super::{Isa, Kernels};
 
+mod avx2;
+
 /// AVX2 with FMA and F16C (every AVX2 CPU kiln targets has all three).
 fn has_avx2() -> bool {
     is_x86_feature_detected!("avx2")
@@ -24,6 +26,7 @@ fn has_avx512() -> bool {
 /// The table of `isa` if this CPU supports it.
 pub(super) fn table(isa: Isa) -> Option<&'static Kernels> {
     match isa {
+        Isa::Avx2 if has_avx2() => Some(&avx2::AVX2),
         _ => None,
     }
 }
