@@ -353,3 +353,92 @@ fn cast_blocks_checks_length_and_alignment() {
         .to_string();
     assert!(msg.contains("35") && msg.contains("BlockQ8_0"), "{msg}");
 }
+
+/// Every supported type, in the order of the reference files.
+const SUPPORTED: [GgmlType; 17] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q8_1,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+    GgmlType::Q8_K,
+    GgmlType::IQ4_NL,
+    GgmlType::IQ4_XS,
+];
+
+/// A tiny deterministic generator (xorshift64*), so the hostile-input tests need no crate.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// Quantizing NaN, infinities, huge, subnormal and mixed values must not panic (tests run with
+/// overflow checks on) and must fill the whole output.
+#[test]
+fn special_values_do_not_panic() {
+    let specials = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MAX,
+        -f32::MAX,
+        f32::MIN_POSITIVE,
+        1e-40,
+        -1e-45,
+        0.0,
+        -0.0,
+        1.0,
+        -3.5,
+    ];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for t in SUPPORTED {
+        assert!(kiln::quant::is_supported(t));
+        for case in 0..64 {
+            let x: Vec<f32> = (0..512)
+                .map(|i| match case {
+                    // One special value everywhere.
+                    0..12 => specials[case],
+                    // One special value in an otherwise ordinary row.
+                    12..24 if i == 77 => specials[case - 12],
+                    // Random bit patterns (NaNs, infinities and subnormals included).
+                    24..40 => f32::from_bits(rng.next() as u32),
+                    _ => (rng.next() % 2001) as f32 / 1000.0 - 1.0,
+                })
+                .collect();
+            let mut q = vec![0u8; t.bytes_for(512).unwrap() as usize];
+            quantize_row_ref(t, &x, &mut q).unwrap();
+            let mut y = vec![0f32; 512];
+            dequantize_row(t, &q, &mut y).unwrap();
+        }
+    }
+}
+
+/// Dequantizing arbitrary bytes (as a hostile file provides them) never panics.
+#[test]
+fn random_bytes_dequantize() {
+    let mut rng = Rng(12345);
+    for t in SUPPORTED {
+        for _ in 0..32 {
+            let n = 512;
+            let bytes: Vec<u8> = (0..t.bytes_for(n as u64).unwrap())
+                .map(|_| rng.next() as u8)
+                .collect();
+            let mut y = vec![0f32; n];
+            dequantize_row(t, &bytes, &mut y).unwrap();
+        }
+    }
+}

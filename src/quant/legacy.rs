@@ -2,9 +2,8 @@
 //!
 //! Ports of ggml's `quantize_row_<t>_ref` and `dequantize_row_<t>` (`ggml-quants.c`). Every
 //! block is quantized on its own, so the row functions are the block functions applied in
-//! order. Float operations are written in ggml's order; where gcc (`-O3 -march=native`, which
-//! contracts `a * b + c` into one fused multiply-add) produces different bits from the plain C
-//! semantics, the code uses [`f32::mul_add`] and says so.
+//! order. Float operations are written in ggml's order, each rounded on its own (no fused
+//! multiply-add: the reference build does not contract, see [`super::k_quants`]).
 //!
 //! Nibble layout shared by the 4- and 5-bit formats: byte `j` of `qs` holds element `j` in its
 //! low nibble and element `j + 16` in its high nibble. The 5-bit formats keep each element's

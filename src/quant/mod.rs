@@ -19,6 +19,7 @@
 
 pub mod blocks;
 pub mod float;
+pub mod iq4;
 pub mod k_quants;
 pub mod legacy;
 
@@ -27,7 +28,15 @@ use bytemuck::Pod;
 use crate::dtype::GgmlType;
 
 pub use float::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
-pub use k_quants::{dequantize_row_q8_k, quantize_row_q8_k_ref};
+pub use iq4::{
+    dequantize_row_iq4_nl, dequantize_row_iq4_xs, quantize_row_iq4_nl_ref, quantize_row_iq4_xs_ref,
+};
+pub use k_quants::{
+    dequantize_row_q2_k, dequantize_row_q3_k, dequantize_row_q4_k, dequantize_row_q5_k,
+    dequantize_row_q6_k, dequantize_row_q8_k, get_scale_min_k4, quantize_row_q2_k_ref,
+    quantize_row_q3_k_ref, quantize_row_q4_k_ref, quantize_row_q5_k_ref, quantize_row_q6_k_ref,
+    quantize_row_q8_k_ref, unpack_q3_k_scales,
+};
 pub use legacy::{
     dequantize_row_q4_0, dequantize_row_q4_1, dequantize_row_q5_0, dequantize_row_q5_1,
     dequantize_row_q8_0, dequantize_row_q8_1, quantize_row_q4_0_ref, quantize_row_q4_1_ref,
@@ -68,8 +77,8 @@ pub enum QuantError {
         /// Elements per block of `dtype`.
         block_size: usize,
     },
-    /// A buffer's size does not match the row's element count.
-    #[error("{dtype}: {buffer} has {actual} {unit}, but a row of {n} elements needs {expected}")]
+    /// A byte buffer's size does not match the row's element count.
+    #[error("{dtype}: {buffer} has {actual} bytes, but a row of {n} elements needs {expected}")]
     BufferSize {
         /// The element type.
         dtype: GgmlType,
@@ -77,12 +86,10 @@ pub enum QuantError {
         buffer: &'static str,
         /// Elements in the row.
         n: usize,
-        /// Size the buffer must have, in `unit`s.
+        /// Size the buffer must have, in bytes.
         expected: usize,
-        /// Size it has.
+        /// Size it has, in bytes.
         actual: usize,
-        /// `"bytes"` or `"f32 values"`.
-        unit: &'static str,
     },
     /// kiln cannot quantize, dequantize or compute with this type.
     #[error("{dtype}: kiln cannot compute with this type")]
@@ -145,7 +152,22 @@ pub fn is_supported(dtype: GgmlType) -> bool {
     use GgmlType::*;
     matches!(
         dtype,
-        F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1 | Q8_K
+        F32 | F16
+            | BF16
+            | Q4_0
+            | Q4_1
+            | Q5_0
+            | Q5_1
+            | Q8_0
+            | Q8_1
+            | Q2_K
+            | Q3_K
+            | Q4_K
+            | Q5_K
+            | Q6_K
+            | Q8_K
+            | IQ4_NL
+            | IQ4_XS
     )
 }
 
@@ -168,8 +190,7 @@ fn check_row(
             block_size,
         });
     }
-    // Cannot overflow: `bytes_for(n) <= 4.25 * n` for every supported type... but check anyway,
-    // `n` is caller-controlled.
+    // `n` comes from the caller: size the row with a checked multiply.
     let expected = (n / block_size).checked_mul(dtype.type_size());
     if expected != Some(bytes_len) {
         return Err(QuantError::BufferSize {
@@ -178,7 +199,6 @@ fn check_row(
             n,
             expected: expected.unwrap_or(usize::MAX),
             actual: bytes_len,
-            unit: "bytes",
         });
     }
     Ok(())
@@ -201,7 +221,14 @@ pub fn dequantize_row(dtype: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()
         Q5_1 => dequantize_bytes(src, dst, legacy::dequantize_block_q5_1),
         Q8_0 => dequantize_bytes(src, dst, legacy::dequantize_block_q8_0),
         Q8_1 => dequantize_bytes(src, dst, legacy::dequantize_block_q8_1),
+        Q2_K => dequantize_bytes(src, dst, k_quants::dequantize_block_q2_k),
+        Q3_K => dequantize_bytes(src, dst, k_quants::dequantize_block_q3_k),
+        Q4_K => dequantize_bytes(src, dst, k_quants::dequantize_block_q4_k),
+        Q5_K => dequantize_bytes(src, dst, k_quants::dequantize_block_q5_k),
+        Q6_K => dequantize_bytes(src, dst, k_quants::dequantize_block_q6_k),
         Q8_K => dequantize_bytes(src, dst, k_quants::dequantize_block_q8_k),
+        IQ4_NL => dequantize_bytes(src, dst, iq4::dequantize_block_iq4_nl),
+        IQ4_XS => dequantize_bytes(src, dst, iq4::dequantize_block_iq4_xs),
         _ => return Err(QuantError::Unsupported { dtype }),
     }
     Ok(())
@@ -225,7 +252,14 @@ pub fn quantize_row_ref(dtype: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<
         Q5_1 => quantize_bytes(src, dst, legacy::quantize_block_q5_1_ref),
         Q8_0 => quantize_bytes(src, dst, legacy::quantize_block_q8_0_ref),
         Q8_1 => quantize_bytes(src, dst, legacy::quantize_block_q8_1_ref),
+        Q2_K => quantize_bytes(src, dst, k_quants::quantize_block_q2_k_ref),
+        Q3_K => quantize_bytes(src, dst, k_quants::quantize_block_q3_k_ref),
+        Q4_K => quantize_bytes(src, dst, k_quants::quantize_block_q4_k_ref),
+        Q5_K => quantize_bytes(src, dst, k_quants::quantize_block_q5_k_ref),
+        Q6_K => quantize_bytes(src, dst, k_quants::quantize_block_q6_k_ref),
         Q8_K => quantize_bytes(src, dst, k_quants::quantize_block_q8_k_ref),
+        IQ4_NL => quantize_bytes(src, dst, iq4::quantize_block_iq4_nl_ref),
+        IQ4_XS => quantize_bytes(src, dst, iq4::quantize_block_iq4_xs_ref),
         _ => return Err(QuantError::Unsupported { dtype }),
     }
     Ok(())
@@ -301,10 +335,14 @@ fn dequantize_blocks<B, const N: usize>(x: &[B], y: &mut [f32], block_fn: fn(&B,
 }
 
 /// ggml's `nearest_int`: round to the nearest integer, ties to even, by adding 1.5 * 2^23 and
-/// reading the low mantissa bits. Valid for `|fval| <= 4194303` (ggml asserts this in debug
-/// builds; larger inputs wrap the same way they do in ggml).
+/// reading the low mantissa bits. Exact for `|fval| <= 4194303` (ggml asserts this in debug
+/// builds); larger, infinite or NaN inputs give the same garbage as ggml, never a panic.
+///
+/// The K-quant and IQ4 quantizers round with this (the legacy formats use `roundf`, half away
+/// from zero, instead); SIMD twins must reproduce it (`_mm256_round_ps` with
+/// round-to-nearest-even agrees within the exact range).
 #[inline]
-pub(crate) fn nearest_int(fval: f32) -> i32 {
+pub fn nearest_int(fval: f32) -> i32 {
     let val = fval + 12_582_912.0;
     (val.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
 }
