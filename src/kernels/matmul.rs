@@ -62,7 +62,6 @@ impl<'a> QMatrix<'a> {
                 n: self.cols,
                 expected: expected.unwrap_or(usize::MAX),
                 actual: self.data.len(),
-                unit: "bytes",
             });
         }
         Ok(rb)
@@ -258,7 +257,8 @@ fn run_chunk(
     }
 }
 
-/// Checks that an f32 buffer holds `n_tokens` rows of `len` values.
+/// Checks that an f32 buffer holds `n_tokens` rows of `len` values (the error counts bytes,
+/// as [`QuantError::BufferSize`] does, with `n` the total number of values expected).
 fn check_f32_len(
     buffer: &'static str,
     len: usize,
@@ -267,13 +267,13 @@ fn check_f32_len(
 ) -> Result<(), QuantError> {
     let expected = len.checked_mul(n_tokens);
     if expected != Some(actual) {
+        let n = expected.unwrap_or(usize::MAX);
         return Err(QuantError::BufferSize {
             dtype: GgmlType::F32,
             buffer,
-            n: len,
-            expected: expected.unwrap_or(usize::MAX),
-            actual,
-            unit: "f32 values",
+            n,
+            expected: n.saturating_mul(4),
+            actual: actual.saturating_mul(4),
         });
     }
     Ok(())

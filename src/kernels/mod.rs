@@ -320,7 +320,6 @@ fn check_len(
             n,
             expected,
             actual: buf_len,
-            unit: "bytes",
         });
     }
     Ok(())

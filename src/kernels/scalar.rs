@@ -537,3 +537,37 @@ pub(crate) fn quantize_q8_1(x: &[f32], out: &mut [u8]) {
 pub(crate) fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
     quantize_with(x, out, k_quants::quantize_block_q8_k_ref);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::k_quants::{get_scale_min_k4, unpack_q3_k_scales};
+
+    /// The kmask transcriptions above agree with `quant`'s per-element unpacking.
+    #[test]
+    fn scale_unpacking_matches_quant() {
+        let mut s = 0x1234_5678_9abc_def0u64;
+        for _ in 0..2000 {
+            let mut packed = [0u8; 12];
+            for b in &mut packed {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                *b = s as u8;
+            }
+            let q3 = q3k_scales(&packed);
+            let want3 = unpack_q3_k_scales(&packed);
+            for g in 0..16 {
+                assert_eq!(q3[g] as i32 - 32, want3[g] as i32, "{packed:?} g {g}");
+            }
+            let (sc, mn) = k4_scales_mins(&packed);
+            for j in 0..8 {
+                assert_eq!(
+                    (sc[j], mn[j]),
+                    get_scale_min_k4(j, &packed),
+                    "{packed:?} j {j}"
+                );
+            }
+        }
+    }
+}

@@ -409,10 +409,7 @@ unsafe fn dot_q5_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
             let hb = _mm256_and_si256(bits_to_bytes(qh), sixteen);
             let q = _mm256_or_si256(nibbles32(wb.add(6)), hb);
             let y = load32(xb.add(2));
-            let p = _mm256_sub_epi16(
-                _mm256_maddubs_epi16(q, y),
-                _mm256_maddubs_epi16(sixteen, y),
-            );
+            let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(sixteen, y));
             let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
             _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
         });
@@ -705,7 +702,8 @@ unsafe fn dot_q4_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
                 let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
                 let y0 = load32(xb.add(Q8K_QS + 64 * j));
                 let y1 = load32(xb.add(Q8K_QS + 64 * j + 32));
-                let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), scale_pair(sc, 2 * j, 2 * j));
+                let p0 =
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), scale_pair(sc, 2 * j, 2 * j));
                 let p1 = _mm256_madd_epi16(
                     _mm256_maddubs_epi16(hi, y1),
                     scale_pair(sc, 2 * j + 1, 2 * j + 1),
@@ -752,7 +750,8 @@ unsafe fn dot_q5_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
                 );
                 let y0 = load32(xb.add(Q8K_QS + 64 * j));
                 let y1 = load32(xb.add(Q8K_QS + 64 * j + 32));
-                let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), scale_pair(sc, 2 * j, 2 * j));
+                let p0 =
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), scale_pair(sc, 2 * j, 2 * j));
                 let p1 = _mm256_madd_epi16(
                     _mm256_maddubs_epi16(hi, y1),
                     scale_pair(sc, 2 * j + 1, 2 * j + 1),
@@ -794,9 +793,18 @@ unsafe fn dot_q6_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
                 let qh = load32(wb.add(128 + 32 * h));
                 // Elements 128h + [0..32, 32..64, 64..96, 96..128].
                 let q = [
-                    _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2)),
-                    _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2)),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m2)),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql0, m4),
+                        _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql1, m4),
+                        _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                        _mm256_and_si256(qh, m2),
+                    ),
                     _mm256_or_si256(
                         _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                         _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
@@ -883,8 +891,32 @@ unsafe fn sat_i8(v: __m256) -> __m256i {
     unsafe {
         let ord = _mm256_cmp_ps(v, v, _CMP_ORD_Q);
         let v = _mm256_and_ps(v, ord);
-        let v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-128.0)), _mm256_set1_ps(127.0));
+        let v = _mm256_min_ps(
+            _mm256_max_ps(v, _mm256_set1_ps(-128.0)),
+            _mm256_set1_ps(127.0),
+        );
         _mm256_cvttps_epi32(v)
+    }
+}
+
+/// The reference's `nearest_int(v).min(127) as i8` for any f32 (ggml's magic-number rounding:
+/// ties to even for |v| < 2^22; what it gives for larger values, infinities and NaN, too),
+/// sign-extended to i32 lanes.
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+pub(super) unsafe fn nearest_int_i8(v: __m256) -> __m256i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let val = _mm256_castps_si256(_mm256_add_ps(v, _mm256_set1_ps(12_582_912.0)));
+        let r = _mm256_sub_epi32(
+            _mm256_and_si256(val, _mm256_set1_epi32(0x007f_ffff)),
+            _mm256_set1_epi32(0x0040_0000),
+        );
+        let r = _mm256_min_epi32(r, _mm256_set1_epi32(127));
+        // `as i8`: keep the low byte, sign-extended.
+        _mm256_srai_epi32(_mm256_slli_epi32(r, 24), 24)
     }
 }
 
@@ -976,7 +1008,8 @@ unsafe fn quantize_q8k_block(x: *const f32, out: *mut u8) {
         let mut max = 0.0f32;
         for k in 0..32 {
             let v = _mm256_loadu_ps(x.add(8 * k));
-            let eq = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(abs, v), target, _CMP_EQ_OQ));
+            let eq =
+                _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(abs, v), target, _CMP_EQ_OQ));
             if eq != 0 {
                 max = x.add(8 * k + eq.trailing_zeros() as usize).read_unaligned();
                 break;
@@ -988,8 +1021,7 @@ unsafe fn quantize_q8k_block(x: *const f32, out: *mut u8) {
         let mut bsums = [0i16; 16];
         for k in 0..8 {
             let q: [__m256i; 4] = std::array::from_fn(|u| {
-                let v = _mm256_mul_ps(_mm256_loadu_ps(x.add(32 * k + 8 * u)), is);
-                _mm256_min_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(127))
+                nearest_int_i8(_mm256_mul_ps(_mm256_loadu_ps(x.add(32 * k + 8 * u)), is))
             });
             // Group sums: elements 32k..32k+16 and 32k+16..32k+32.
             let s0 = _mm256_add_epi32(q[0], q[1]);
@@ -1060,7 +1092,9 @@ mod convert {
         unsafe fn run(x: &[f32], out: &mut [u8], nb: usize) {
             for i in 0..nb {
                 // SAFETY: block `i` is floats `256 i ..` and bytes `292 i ..` (checked sizes).
-                unsafe { quantize_q8k_block(x.as_ptr().add(256 * i), out.as_mut_ptr().add(292 * i)) };
+                unsafe {
+                    quantize_q8k_block(x.as_ptr().add(256 * i), out.as_mut_ptr().add(292 * i))
+                };
             }
         }
         let nb = check_convert(x, out, 256, 292);
@@ -1120,7 +1154,8 @@ mod convert {
                 i += 16;
             }
             for j in i..n {
-                out[2 * j..2 * j + 2].copy_from_slice(&crate::quant::f32_to_bf16(x[j]).to_le_bytes());
+                out[2 * j..2 * j + 2]
+                    .copy_from_slice(&crate::quant::f32_to_bf16(x[j]).to_le_bytes());
             }
         }
         check_convert(x, out, 1, 2);
