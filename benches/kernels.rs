@@ -123,12 +123,22 @@ fn bench_matvec(c: &mut Criterion) {
         (
             640,
             2048,
-            &[GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_0, GgmlType::Q8_0],
+            &[
+                GgmlType::Q4_K,
+                GgmlType::Q6_K,
+                GgmlType::Q5_0,
+                GgmlType::Q8_0,
+            ],
         ),
         (
             2048,
             640,
-            &[GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_0, GgmlType::Q8_0],
+            &[
+                GgmlType::Q4_K,
+                GgmlType::Q6_K,
+                GgmlType::Q5_0,
+                GgmlType::Q8_0,
+            ],
         ),
         (49152, 576, &[GgmlType::Q8_0]),
         (262144, 640, &[GgmlType::Q8_0]),

@@ -368,7 +368,12 @@ unsafe fn dot_f32(w: *const u8, x: *const u8, n: usize) -> f32 {
             i += 64;
         }
         let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-        _mm512_reduce_add_ps(s) + (if i < n { avx2::dot_f32(w.add(4 * i), x.add(4 * i), n - i) } else { 0.0 })
+        _mm512_reduce_add_ps(s)
+            + (if i < n {
+                avx2::dot_f32(w.add(4 * i), x.add(4 * i), n - i)
+            } else {
+                0.0
+            })
     }
 }
 
@@ -392,7 +397,12 @@ unsafe fn dot_f16(w: *const u8, x: *const u8, n: usize) -> f32 {
             i += 64;
         }
         let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-        _mm512_reduce_add_ps(s) + (if i < n { avx2::dot_f16(w.add(2 * i), x.add(2 * i), n - i) } else { 0.0 })
+        _mm512_reduce_add_ps(s)
+            + (if i < n {
+                avx2::dot_f16(w.add(2 * i), x.add(2 * i), n - i)
+            } else {
+                0.0
+            })
     }
 }
 
@@ -422,7 +432,12 @@ unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
             i += 64;
         }
         let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-        _mm512_reduce_add_ps(s) + (if i < n { avx2::dot_bf16(w.add(2 * i), x.add(2 * i), n - i) } else { 0.0 })
+        _mm512_reduce_add_ps(s)
+            + (if i < n {
+                avx2::dot_bf16(w.add(2 * i), x.add(2 * i), n - i)
+            } else {
+                0.0
+            })
     }
 }
 
@@ -507,7 +522,10 @@ macro_rules! legacy_min_loop {
         let mut i = 0;
         while i + 4 <= nb {
             let d = scales4(w.add($ws * i), $ws, x.add(36 * i), 36);
-            accm = _mm_add_ps(accm, scales4(w.add($ws * i + 2), $ws, x.add(36 * i + 2), 36));
+            accm = _mm_add_ps(
+                accm,
+                scales4(w.add($ws * i + 2), $ws, x.add(36 * i + 2), 36),
+            );
             let s0 = {
                 let $i = i;
                 $body
@@ -806,11 +824,8 @@ unsafe fn dot_q6_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f
                 let l = load64(wb.add(64 * h));
                 let qh = load32(wb.add(128 + 32 * h));
                 // [qh, qh >> 2]: bits 0-1 of the first half and 2-3 (now 0-1) of the second.
-                let hz = _mm512_inserti64x4(
-                    _mm512_castsi256_si512(qh),
-                    _mm256_srli_epi16(qh, 2),
-                    1,
-                );
+                let hz =
+                    _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
                 // Elements 128h + [0..64] and 128h + [64..128].
                 let qa = _mm512_or_si512(
                     _mm512_and_si512(l, m4),
@@ -889,7 +904,8 @@ unsafe fn dot_q3_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f
             let mut q = [_mm512_setzero_si512(); 4];
             for (s, q) in q.iter_mut().enumerate() {
                 // Lanes: [elements 32s..32s+32 | 128 + 32s..128 + 32s + 32].
-                let lo = _mm512_and_si512(_mm512_srl_epi16(q3, _mm_cvtsi32_si128(2 * s as i32)), m3);
+                let lo =
+                    _mm512_and_si512(_mm512_srl_epi16(q3, _mm_cvtsi32_si128(2 * s as i32)), m3);
                 let k = _mm512_test_epi8_mask(hm, bit_pair(s as i32, 4 + s as i32));
                 *q = _mm512_mask_add_epi8(lo, k, lo, four);
             }
@@ -970,8 +986,9 @@ unsafe fn dot_iq4_xs<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) ->
             let d = avx2_f16_at(wb) * xb.cast::<f32>().read_unaligned();
             let sh = wb.add(2).cast::<u16>().read_unaligned() as u32;
             let sl = wb.add(4).cast::<u32>().read_unaligned();
-            let ls: [i32; 8] =
-                std::array::from_fn(|g| (((sl >> (4 * g)) & 0xF) | (((sh >> (2 * g)) & 3) << 4)) as i32 - 32);
+            let ls: [i32; 8] = std::array::from_fn(|g| {
+                (((sl >> (4 * g)) & 0xF) | (((sh >> (2 * g)) & 3) << 4)) as i32 - 32
+            });
             let mut sumi = _mm512_setzero_si512();
             if VNNI {
                 // Σ_g ls_g Σ (q + 128) y − 128 Σ_g ls_g (bsum_2g + bsum_2g+1).
