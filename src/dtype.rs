@@ -214,7 +214,7 @@ impl GgmlType {
 
     /// Whether a row of `n` elements is a whole number of blocks.
     pub fn row_fits(self, n: u64) -> bool {
-        n % self.block_size() as u64 == 0
+        n.is_multiple_of(self.block_size() as u64)
     }
 
     /// Bytes taken by `n` elements, or `None` if `n` is not a whole number of blocks or the

@@ -116,11 +116,14 @@ pub struct BlockQ8_1 {
 const _: () = assert!(size_of::<BlockQ8_1>() == 36);
 
 /// Q2_K: 256 weights in 16 groups of 16; 4-bit scale and 4-bit min per group.
-/// `x = d * (scales[g] & 15) * q - dmin * (scales[g] >> 4)`, q in 0..4.
+/// `x = d * (scales[g] & 15) * q - dmin * (scales[g] >> 4)`, q in 0..4, g = i / 16.
 ///
 /// ```text
 /// byte  0            16               80      82         84
 ///       | scales[16] | qs[64] 2-bit q | d f16 | dmin f16 |
+///
+/// element i = 128h + 32s + l  (h in 0..2, s in 0..4, l in 0..32):
+///   q = (qs[32h + l] >> 2s) & 3
 /// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -138,6 +141,12 @@ const _: () = assert!(size_of::<BlockQ2K>() == 84);
 /// ```text
 /// byte  0          32               96           108     110
 ///       | hmask[32] | qs[64] low bits | scales[12] | d f16 |
+///
+/// element i = 128h + 32s + l  (h in 0..2, s in 0..4, l in 0..32), group g = i / 16:
+///   q     = (qs[32h + l] >> 2s) & 3
+///   hbit  = (hmask[l] >> (4h + s)) & 1
+///   scale[g] = low 4 bits: nibble g / 8 of scales[g % 8]
+///              high 2 bits: bits 2(g / 4)..+2 of scales[8 + g % 4]
 /// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -150,11 +159,17 @@ pub struct BlockQ3K {
 const _: () = assert!(size_of::<BlockQ3K>() == 110);
 
 /// Q4_K: 256 weights in 8 groups of 32; 6-bit scale and min per group, packed in 12 bytes.
-/// `x = d * sc[g] * q - dmin * m[g]`, q in 0..16.
+/// `x = d * sc[g] * q - dmin * m[g]`, q in 0..16, g = i / 32.
 ///
 /// ```text
 /// byte  0      2         4            16                 144
 ///       | d f16 | dmin f16 | scales[12] | qs[128] nibbles |
+///
+/// element i = 64c + 32k + l  (c in 0..4, k in 0..2, l in 0..32):
+///   q = nibble k of qs[32c + l]            (k = 0: low, 1: high)
+/// group g < 4:  sc = scales[g] & 63,   m = scales[g + 4] & 63
+/// group g >= 4: sc = (scales[g + 4] & 15) | (scales[g - 4] >> 6) << 4
+///               m  = (scales[g + 4] >> 4) | (scales[g]     >> 6) << 4
 /// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -166,11 +181,13 @@ pub struct BlockQ4K {
 }
 const _: () = assert!(size_of::<BlockQ4K>() == 144);
 
-/// Q5_K: as Q4_K with a fifth bit per weight in `qh`.
+/// Q5_K: as Q4_K with a fifth bit per weight in `qh`: q in 0..32.
 ///
 /// ```text
 /// byte  0      2         4            16        48                 176
 ///       | d f16 | dmin f16 | scales[12] | qh[32] | qs[128] nibbles |
+///
+/// element i = 32g + l (group g, l in 0..32): low 4 bits as Q4_K, fifth bit = (qh[l] >> g) & 1
 /// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -184,11 +201,15 @@ pub struct BlockQ5K {
 const _: () = assert!(size_of::<BlockQ5K>() == 176);
 
 /// Q6_K: 256 weights in 16 groups of 16; i8 scale per group. `x = d * scales[g] * (q - 32)`,
-/// q's low 4 bits in `ql`, high 2 bits in `qh`.
+/// q's low 4 bits in `ql`, high 2 bits in `qh`, g = i / 16.
 ///
 /// ```text
 /// byte  0        128       192            208     210
 ///       | ql[128] | qh[64] | scales[16] i8 | d f16 |
+///
+/// element i = 128h + 32s + l  (h in 0..2, s in 0..4, l in 0..32):
+///   low 4 bits  = nibble s / 2 of ql[64h + 32(s % 2) + l]
+///   high 2 bits = (qh[32h + l] >> 2s) & 3
 /// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -236,6 +257,9 @@ const _: () = assert!(size_of::<BlockIq4Nl>() == 18);
 /// ```text
 /// byte  0      2              4            8                 136
 ///       | d f16 | scales_h u16 | scales_l[4] | qs[128] nibbles |
+///
+/// group g: scale = nibble g % 2 of scales_l[g / 2] | ((scales_h >> 2g) & 3) << 4
+///          element 32g + j (j < 16): low nibble of qs[16g + j]; 32g + 16 + j: high nibble
 /// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]

@@ -18,7 +18,9 @@ pub fn model_dir() -> PathBuf {
     }
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+        });
     cache.join("kiln").join("models")
 }
 
@@ -30,7 +32,10 @@ pub fn model(file: &str) -> Option<PathBuf> {
         return Some(p);
     }
     if std::env::var_os("CI").is_some() {
-        panic!("model {} is missing in CI: run scripts/fetch-models.sh", p.display());
+        panic!(
+            "model {} is missing in CI: run scripts/fetch-models.sh",
+            p.display()
+        );
     }
     eprintln!(
         "\n!!!!! SKIPPING: model {} not found; run scripts/fetch-models.sh to test against it !!!!!\n",
@@ -41,7 +46,9 @@ pub fn model(file: &str) -> Option<PathBuf> {
 
 /// A file under `tests/data/`.
 pub fn data(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
 }
 
 /// A file under `tests/data/reference/` (llama.cpp's outputs, see tests/data/README.md).
