@@ -29,10 +29,15 @@ use special::{Fragment, PartitionScratch, SpecialMatcher};
 use spm::SpmScratch;
 use vocab::Vocab;
 
+use crate::gguf::{Gguf, ValueType};
+
 /// Invalid tokenizer metadata, or an encoding/decoding failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenizerError {
+    /// A tokenizer key is missing or has the wrong type (the message names key and types).
+    #[error(transparent)]
+    Gguf(#[from] crate::gguf::GgufError),
     /// A required metadata key is absent.
     #[error("tokenizer metadata key {0} is missing")]
     MissingKey(&'static str),
@@ -170,7 +175,7 @@ pub struct TokenizerData<'a> {
     /// `tokenizer.ggml.merges`.
     pub merges: Option<Vec<&'a str>>,
     /// The `tokenizer.ggml.*_token_id` keys present, without the prefix (e.g. `("bos_token_id", 1)`).
-    pub token_ids: Vec<(&'a str, u64)>,
+    pub token_ids: Vec<(&'static str, u64)>,
     /// `tokenizer.ggml.add_bos_token`.
     pub add_bos_token: Option<bool>,
     /// `tokenizer.ggml.add_eos_token`.
@@ -344,7 +349,73 @@ const EOG_TEXTS: &[&str] = &[
     "[e~[",
 ];
 
+impl<'a> TokenizerData<'a> {
+    /// Reads the `tokenizer.ggml.*` keys (and `general.name`) of a GGUF file. Types are checked
+    /// here (a wrong type is [`TokenizerError::Gguf`] naming the key); lengths and ids are checked
+    /// by [`Tokenizer::from_data`].
+    pub fn from_gguf(g: &Gguf<'a>) -> Result<TokenizerData<'a>, TokenizerError> {
+        let opt_str = |key: &str| g.get(key).map(|_| g.get_str(key)).transpose();
+        let opt_bool = |key: &str| g.get(key).map(|_| g.get_bool(key)).transpose();
+        let model = g.get_str("tokenizer.ggml.model")?;
+        let tokens: Vec<&'a str> = g
+            .get_array("tokenizer.ggml.tokens")?
+            .try_iter_str()?
+            .collect();
+        let scores = match g.get("tokenizer.ggml.scores") {
+            None => None,
+            Some(_) => {
+                let a = g.get_array("tokenizer.ggml.scores")?;
+                Some(match a.elem_type() {
+                    // llama.cpp also accepts integer scores.
+                    ValueType::I32 => a.iter::<i32>()?.map(|v| v as f32).collect(),
+                    _ => a.to_f32_vec()?,
+                })
+            }
+        };
+        let token_types = match g.get("tokenizer.ggml.token_type") {
+            None => None,
+            Some(_) => Some(g.get_array("tokenizer.ggml.token_type")?.to_i32_vec()?),
+        };
+        let merges = match g.get("tokenizer.ggml.merges") {
+            None => None,
+            Some(_) => Some(
+                g.get_array("tokenizer.ggml.merges")?
+                    .try_iter_str()?
+                    .collect(),
+            ),
+        };
+        let mut token_ids = Vec::new();
+        for key in ID_KEYS {
+            let full = format!("tokenizer.ggml.{key}");
+            if g.get(&full).is_some() {
+                token_ids.push((key, g.get_uint(&full)?));
+            }
+        }
+        Ok(TokenizerData {
+            model,
+            pre: opt_str("tokenizer.ggml.pre")?,
+            tokens,
+            scores,
+            token_types,
+            merges,
+            token_ids,
+            add_bos_token: opt_bool("tokenizer.ggml.add_bos_token")?,
+            add_eos_token: opt_bool("tokenizer.ggml.add_eos_token")?,
+            add_sep_token: opt_bool("tokenizer.ggml.add_sep_token")?,
+            add_space_prefix: opt_bool("tokenizer.ggml.add_space_prefix")?,
+            remove_extra_whitespaces: opt_bool("tokenizer.ggml.remove_extra_whitespaces")?,
+            model_name: opt_str("general.name")?,
+        })
+    }
+}
+
 impl Tokenizer {
+    /// Loads the tokenizer of a parsed GGUF file (`tokenizer.ggml.*` metadata), validating every
+    /// array's type and length and every special-token id.
+    pub fn from_gguf(g: &Gguf<'_>) -> Result<Tokenizer, TokenizerError> {
+        Tokenizer::from_data(&TokenizerData::from_gguf(g)?)
+    }
+
     /// Builds a tokenizer from plain metadata (see [`TokenizerData`]), validating every array
     /// length and id.
     pub fn from_data(d: &TokenizerData<'_>) -> Result<Tokenizer, TokenizerError> {
