@@ -150,3 +150,23 @@ fn decode_reference_ids_roundtrip() {
         }
     }
 }
+
+/// The fast path (word memo, SentencePiece words) gives exactly the plain algorithm's ids.
+#[test]
+fn fast_path_equals_plain_algorithm() {
+    let gpl = std::fs::read_to_string(common::data("GPL-3.txt")).expect("GPL-3.txt");
+    let mut text = gpl.clone();
+    // Mixed scripts, odd spaces, special-token texts.
+    text +=
+        "  Привет,  мир!  こんにちは 世界 > </ a>  </s><end_of_turn> <|im_end|>\t\t x  \u{a0}y ";
+    for file in [common::SMOLLM2, common::GEMMA3] {
+        let Some(tok) = load(file) else { continue };
+        for parse in [false, true] {
+            assert_eq!(
+                tok.encode(&text, true, parse).unwrap(),
+                tok.encode_plain(&text, true, parse).unwrap(),
+                "{file}"
+            );
+        }
+    }
+}

@@ -247,7 +247,7 @@ mod tests {
     }
 
     fn vocab(tokens: &[&str]) -> Vocab {
-        Vocab::new(tokens.iter().copied(), None, None, 64).unwrap()
+        Vocab::new(tokens, None, None, 64).unwrap()
     }
 
     #[test]

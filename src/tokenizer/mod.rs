@@ -226,6 +226,58 @@ pub struct Tokenizer {
     model_kind: String,
     pre_name: String,
     newline: Option<u32>,
+    /// SentencePiece: tokens with a `▁` after their first byte, and those offsets.
+    spm_crossers: Vec<(u32, Vec<usize>)>,
+    /// SentencePiece: cut text into words before `▁` (off when there are too many crossers).
+    spm_split: bool,
+}
+
+/// Per-call memo: the tokens of each distinct word (a BPE pre-token or a SentencePiece word),
+/// as a span of the output already produced.
+struct WordCache {
+    enabled: bool,
+    words: vocab::StringTable,
+    spans: Vec<(usize, usize)>,
+}
+
+impl WordCache {
+    fn new(enabled: bool) -> WordCache {
+        WordCache {
+            enabled,
+            words: vocab::StringTable::with_capacity(0, 0),
+            spans: Vec::new(),
+        }
+    }
+
+    /// Appends the tokens of `word`: computed by `f` the first time, copied afterwards.
+    fn encode(
+        &mut self,
+        word: &[u8],
+        out: &mut Vec<u32>,
+        f: impl FnOnce(&mut Vec<u32>) -> Result<(), TokenizerError>,
+    ) -> Result<(), TokenizerError> {
+        if !self.enabled || word.is_empty() {
+            return f(out);
+        }
+        match self.words.intern(word) {
+            Ok((id, false)) => {
+                let (a, b) = self.spans[id as usize];
+                out.extend_from_within(a..b);
+                Ok(())
+            }
+            Ok((_, true)) => {
+                let a = out.len();
+                f(out)?;
+                self.spans.push((a, out.len()));
+                Ok(())
+            }
+            // Over the table's limits: just stop caching.
+            Err(_) => {
+                self.enabled = false;
+                f(out)
+            }
+        }
+    }
 }
 
 /// The `*_token_id` keys in llama.cpp's order (the deprecated FIM names last, overriding).
@@ -413,12 +465,12 @@ impl Tokenizer {
     /// Loads the tokenizer of a parsed GGUF file (`tokenizer.ggml.*` metadata), validating every
     /// array's type and length and every special-token id.
     pub fn from_gguf(g: &Gguf<'_>) -> Result<Tokenizer, TokenizerError> {
-        Tokenizer::from_data(&TokenizerData::from_gguf(g)?)
+        Tokenizer::from_data(TokenizerData::from_gguf(g)?)
     }
 
     /// Builds a tokenizer from plain metadata (see [`TokenizerData`]), validating every array
     /// length and id.
-    pub fn from_data(d: &TokenizerData<'_>) -> Result<Tokenizer, TokenizerError> {
+    pub fn from_data(mut d: TokenizerData<'_>) -> Result<Tokenizer, TokenizerError> {
         let spm = match d.model {
             "llama" => true,
             "gpt2" => false,
@@ -448,12 +500,8 @@ impl Tokenizer {
             });
         }
         let n_bytes: usize = d.tokens.iter().map(|t| t.len()).sum();
-        let mut vocab = Vocab::new(
-            d.tokens.iter().copied(),
-            d.scores.clone(),
-            d.token_types.as_deref(),
-            n_bytes,
-        )?;
+        let scores = d.scores.take();
+        let mut vocab = Vocab::new(&d.tokens, scores, d.token_types.as_deref(), n_bytes)?;
 
         let mut flags = Flags::default();
         let mut special = SpecialTokens::default();
@@ -641,7 +689,28 @@ impl Tokenizer {
             }
         }
 
+        let mut spm_crossers = Vec::new();
+        if spm {
+            for id in 0..n as u32 {
+                let t = vocab.text(id);
+                if t.len() > spm::ESCAPED_SPACE.len()
+                    && t[1..].contains(&0xE2)
+                    && contains(&t[1..], spm::ESCAPED_SPACE)
+                {
+                    let inner: Vec<usize> = (1..t.len())
+                        .filter(|&k| t[k..].starts_with(spm::ESCAPED_SPACE))
+                        .collect();
+                    spm_crossers.push((id, inner));
+                }
+            }
+        }
+        let spm_split = spm_crossers.len() <= 64;
+        if !spm_split {
+            spm_crossers.clear();
+        }
         let mut tok = Tokenizer {
+            spm_crossers,
+            spm_split,
             vocab,
             model,
             special,
@@ -688,6 +757,32 @@ impl Tokenizer {
         parse_special: bool,
         out: &mut Vec<u32>,
     ) -> Result<(), TokenizerError> {
+        self.encode_impl(text, add_special, parse_special, true, out)
+    }
+
+    /// [`Tokenizer::encode`] without the speed-ups that rely on a proof of equivalence (the
+    /// per-call word memo and SentencePiece's cutting into words): the plain llama.cpp
+    /// algorithm, for tests that check the fast path against it.
+    #[doc(hidden)]
+    pub fn encode_plain(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+    ) -> Result<Vec<u32>, TokenizerError> {
+        let mut out = Vec::new();
+        self.encode_impl(text, add_special, parse_special, false, &mut out)?;
+        Ok(out)
+    }
+
+    fn encode_impl(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+        fast: bool,
+        out: &mut Vec<u32>,
+    ) -> Result<(), TokenizerError> {
         let mut part = PartitionScratch::default();
         let mut frags = Vec::new();
         self.matcher.partition(
@@ -701,26 +796,47 @@ impl Tokenizer {
         if add_special && self.flags.add_bos {
             out.extend(self.special.bos);
         }
+        // Long texts repeat words: remember each word's tokens for the rest of the call.
+        let mut cache = WordCache::new(fast && text.len() >= 512);
         match &self.model {
             Model::Spm => {
                 let mut s = SpmScratch::default();
+                let mut ends = Vec::new();
+                let crossers: Vec<(&[u8], Vec<usize>)> = self
+                    .spm_crossers
+                    .iter()
+                    .map(|(id, inner)| (self.vocab.text(*id), inner.clone()))
+                    .collect();
                 let mut prev_special = true;
                 for f in &frags {
                     match *f {
                         Fragment::Text(a, b) => {
                             let prefix = self.flags.add_space_prefix && prev_special;
-                            spm::escape_into(
-                                &mut s,
-                                prefix,
-                                &text.as_bytes()[a as usize..b as usize],
-                            );
-                            spm::encode(
-                                &self.vocab,
-                                &self.byte_tokens,
-                                self.special.unk,
-                                &mut s,
-                                out,
-                            )?;
+                            let raw = &text.as_bytes()[a as usize..b as usize];
+                            spm::escape_into(&mut s, prefix, raw);
+                            let esc = spm::take_text(&mut s);
+                            if fast && self.spm_split {
+                                spm::word_ends(&esc, &crossers, &mut ends);
+                            } else {
+                                ends.clear();
+                                ends.push(esc.len());
+                            }
+                            let mut start = 0;
+                            let mut r = Ok(());
+                            for &end in &ends {
+                                let word = &esc[start..end];
+                                start = end;
+                                r = cache.encode(word, out, |out| {
+                                    let (v, bt, unk) =
+                                        (&self.vocab, &self.byte_tokens, self.special.unk);
+                                    spm::encode_text(v, bt, unk, word, &mut s, out)
+                                });
+                                if r.is_err() {
+                                    break;
+                                }
+                            }
+                            spm::return_text(&mut s, esc);
+                            r?;
                             prev_special = false;
                         }
                         Fragment::Token(t) => {
@@ -745,13 +861,11 @@ impl Tokenizer {
                             };
                             for &(x, y) in pretokenize::split(pre.stages, &frag, &mut split) {
                                 let word = &frag.as_bytes()[x as usize..y as usize];
-                                bpe.encode_word(
-                                    &self.vocab,
-                                    word,
-                                    self.flags.ignore_merges,
-                                    out,
-                                    &mut bs,
-                                );
+                                let im = self.flags.ignore_merges;
+                                cache.encode(word, out, |out| {
+                                    bpe.encode_word(&self.vocab, word, im, out, &mut bs);
+                                    Ok(())
+                                })?;
                             }
                         }
                         Fragment::Token(t) => out.push(t),
@@ -892,7 +1006,7 @@ mod tests {
         let mut d = bpe_data(&["a", "b"], &["a b"], "gpt-2");
         d.token_ids.push(("bos_token_id", 2));
         assert!(matches!(
-            Tokenizer::from_data(&d),
+            Tokenizer::from_data(d.clone()),
             Err(TokenizerError::TokenIdOutOfRange {
                 key: "bos_token_id",
                 id: 2,
@@ -900,24 +1014,24 @@ mod tests {
             })
         ));
         let d = bpe_data(&["a"], &[], "nonsense");
-        let e = Tokenizer::from_data(&d).unwrap_err();
+        let e = Tokenizer::from_data(d.clone()).unwrap_err();
         assert!(e.to_string().contains("nonsense"), "{e}");
         let mut d = bpe_data(&["a"], &[], "gpt-2");
         d.scores = Some(vec![0.0, 1.0]);
         assert!(matches!(
-            Tokenizer::from_data(&d),
+            Tokenizer::from_data(d.clone()),
             Err(TokenizerError::LengthMismatch { .. })
         ));
         let mut d = bpe_data(&["a"], &[], "gpt-2");
         d.merges = None;
         assert!(matches!(
-            Tokenizer::from_data(&d),
+            Tokenizer::from_data(d.clone()),
             Err(TokenizerError::MissingKey(_))
         ));
         let mut d = bpe_data(&["a"], &[], "gpt-2");
         d.add_bos_token = Some(true);
         assert!(matches!(
-            Tokenizer::from_data(&d),
+            Tokenizer::from_data(d.clone()),
             Err(TokenizerError::MissingSpecialToken { .. })
         ));
         let d = TokenizerData {
@@ -926,7 +1040,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            Tokenizer::from_data(&d),
+            Tokenizer::from_data(d.clone()),
             Err(TokenizerError::UnsupportedModel(_))
         ));
         let d = TokenizerData {
@@ -935,7 +1049,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            Tokenizer::from_data(&d),
+            Tokenizer::from_data(d.clone()),
             Err(TokenizerError::EmptyVocab)
         ));
     }

@@ -276,7 +276,13 @@ mod tests {
 
     fn vocab(tokens: &[(&str, i32)]) -> Vocab {
         let types: Vec<i32> = tokens.iter().map(|t| t.1).collect();
-        Vocab::new(tokens.iter().map(|t| t.0), None, Some(&types), 64).unwrap()
+        Vocab::new(
+            &tokens.iter().map(|t| t.0).collect::<Vec<_>>(),
+            None,
+            Some(&types),
+            64,
+        )
+        .unwrap()
     }
 
     fn run(m: &SpecialMatcher, v: &Vocab, text: &str, parse: bool) -> Vec<Fragment> {

@@ -71,34 +71,60 @@ pub(crate) fn escape_into(s: &mut SpmScratch, prefix_space: bool, text: &[u8]) {
     s.text.clear();
     s.text.reserve(text.len() + text.len() / 4 + 3);
     if prefix_space {
-        s.text.extend_from_slice("\u{2581}".as_bytes());
+        s.text.extend_from_slice(ESCAPED_SPACE);
     }
     for &b in text {
         if b == b' ' {
-            s.text.extend_from_slice("\u{2581}".as_bytes());
+            s.text.extend_from_slice(ESCAPED_SPACE);
         } else {
             s.text.push(b);
         }
     }
 }
 
-/// Tokenizes the escaped text in `s.text`, appending ids to `out`. `byte_tokens[b]` is the token
-/// for byte `b` (llama.cpp's `byte_to_token`: `<0xXX>`, else the one-byte text); `unk` is used
-/// when a byte has neither (llama.cpp throws there).
-pub(crate) fn encode(
-    vocab: &Vocab,
-    byte_tokens: &[u32; 256],
-    unk: Option<u32>,
-    s: &mut SpmScratch,
-    out: &mut Vec<u32>,
-) -> Result<(), TokenizerError> {
-    let text = std::mem::take(&mut s.text);
-    let r = encode_text(vocab, byte_tokens, unk, &text, s, out);
-    s.text = text;
-    r
+/// The escaped text of the last [`escape_into`].
+pub(crate) fn take_text(s: &mut SpmScratch) -> Vec<u8> {
+    std::mem::take(&mut s.text)
 }
 
-fn encode_text(
+/// Gives the buffer back for reuse.
+pub(crate) fn return_text(s: &mut SpmScratch, text: Vec<u8>) {
+    s.text = text;
+}
+
+/// The escape character U+2581 in UTF-8.
+pub(crate) const ESCAPED_SPACE: &[u8] = "\u{2581}".as_bytes();
+
+/// Where the escaped text may be cut into independently tokenized words: before each `▁`,
+/// unless a token with a `▁` after its first byte (a "crosser", e.g. `▁▁` or `>▁</`) occurs
+/// across that point. Merged symbols are always vocabulary tokens, so a symbol can only span a
+/// cut if such a token occurs there; elsewhere the merges of two words never interact, and the
+/// score-then-position order within each word is unchanged.
+pub(crate) fn word_ends(text: &[u8], crossers: &[(&[u8], Vec<usize>)], out: &mut Vec<usize>) {
+    out.clear();
+    let mut i = 1;
+    while i + ESCAPED_SPACE.len() <= text.len() {
+        if text[i] == ESCAPED_SPACE[0] && text[i..].starts_with(ESCAPED_SPACE) {
+            let crossed = crossers.iter().any(|(c, inner)| {
+                inner.iter().any(|&k| {
+                    i >= k && text.len() - (i - k) >= c.len() && &text[i - k..i - k + c.len()] == *c
+                })
+            });
+            if !crossed {
+                out.push(i);
+            }
+            i += ESCAPED_SPACE.len();
+        } else {
+            i += 1;
+        }
+    }
+    out.push(text.len());
+}
+
+/// Tokenizes escaped text, appending ids to `out`. `byte_tokens[b]` is the token for byte `b`
+/// (llama.cpp's `byte_to_token`: `<0xXX>`, else the one-byte text); `unk` is used when a byte
+/// has neither (llama.cpp throws there).
+pub(crate) fn encode_text(
     vocab: &Vocab,
     byte_tokens: &[u32; 256],
     unk: Option<u32>,
@@ -201,7 +227,7 @@ mod tests {
             "<0x63>",
         ];
         let v = Vocab::new(
-            toks.iter().copied(),
+            &toks,
             Some(vec![0.0, -1.0, -1.0, -1.0, -2.0, -3.0, -1.5, 0.0]),
             None,
             64,
@@ -213,11 +239,30 @@ mod tests {
         let mut enc = |t: &str| {
             let mut out = vec![];
             escape_into(&mut s, false, t.as_bytes());
-            encode(&v, &bt, None, &mut s, &mut out).map(|_| out)
+            let text = take_text(&mut s);
+            let r = encode_text(&v, &bt, None, &text, &mut s, &mut out).map(|_| out);
+            return_text(&mut s, text);
+            r
         };
         // "▁ab": pairs "▁a" (-3) and "ab" (-2): "ab" first, then "▁ab" (-1.5).
         assert_eq!(enc(" ab").unwrap(), vec![6]);
         assert_eq!(enc("abc").unwrap(), vec![4, 7]);
         assert!(matches!(enc("d"), Err(TokenizerError::NoByteToken(b'd'))));
+    }
+}
+
+#[cfg(test)]
+mod word_tests {
+    use super::*;
+
+    #[test]
+    fn words_split_before_spaces_unless_a_token_crosses() {
+        let t = "a\u{2581}b\u{2581}\u{2581}c".as_bytes();
+        let mut ends = vec![];
+        word_ends(t, &[], &mut ends);
+        assert_eq!(ends, vec![1, 5, 8, t.len()]);
+        let cross = "\u{2581}\u{2581}".as_bytes();
+        word_ends(t, &[(cross, vec![3])], &mut ends);
+        assert_eq!(ends, vec![1, 5, t.len()]);
     }
 }

@@ -81,7 +81,17 @@ pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
     h
 }
 
-const EMPTY: u32 = u32::MAX;
+/// Free hash slot.
+const EMPTY: u64 = u64::MAX;
+
+/// Slot value: the high 32 bits of the hash (a tag that rules out most mismatches without
+/// touching the text; the slot index is its top bits) and the string id.
+#[inline]
+fn slot_of(h: u64, id: u32) -> u64 {
+    (h & TAG_MASK) | id as u64
+}
+
+const TAG_MASK: u64 = 0xFFFF_FFFF_0000_0000;
 
 /// Interned byte strings: one contiguous buffer + offsets, with an open-addressing hash index.
 /// Ids are dense, in insertion order.
@@ -91,8 +101,8 @@ pub(crate) struct StringTable {
     bytes: Vec<u8>,
     /// `offsets[i]..offsets[i + 1]` is string `i`; `len() + 1` entries.
     offsets: Vec<u32>,
-    /// Hash slots holding string ids (`EMPTY` = free); length a power of two.
-    slots: Vec<u32>,
+    /// Hash slots (`EMPTY` or [`slot_of`]); length a power of two.
+    slots: Vec<u64>,
     /// `64 - log2(slots.len())`.
     shift: u32,
 }
@@ -114,14 +124,14 @@ impl StringTable {
     fn resize_slots(&mut self, cap: usize) {
         self.slots = vec![EMPTY; cap];
         self.shift = 64 - cap.trailing_zeros();
+        let mask = cap - 1;
         for id in 0..self.len() as u32 {
             let h = hash_bytes(self.get(id));
             let mut i = (h >> self.shift) as usize;
-            let mask = cap - 1;
             while self.slots[i] != EMPTY {
                 i = (i + 1) & mask;
             }
-            self.slots[i] = id;
+            self.slots[i] = slot_of(h, id);
         }
     }
 
@@ -138,18 +148,92 @@ impl StringTable {
         &self.bytes[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
 
+    /// Builds a table of distinct strings in one go: ids in order; `Err((first, second))` names
+    /// two ids with the same text. Inserts in slot order (sorted hashes), so the index is written
+    /// sequentially instead of at random.
+    pub(crate) fn from_distinct<'s>(
+        strings: impl ExactSizeIterator<Item = &'s [u8]>,
+        n_bytes: usize,
+    ) -> Result<Result<StringTable, (u32, u32)>, TokenizerError> {
+        let n = strings.len();
+        if n >= (u32::MAX - 1) as usize {
+            return Err(TokenizerError::TooLarge {
+                what: "string table",
+                size: n as u64,
+            });
+        }
+        let mut t = StringTable::with_capacity(0, n_bytes);
+        t.offsets.reserve(n);
+        let mut keys = Vec::with_capacity(n);
+        for (id, s) in strings.enumerate() {
+            let end = t.bytes.len() + s.len();
+            if end > u32::MAX as usize {
+                return Err(TokenizerError::TooLarge {
+                    what: "token text",
+                    size: end as u64,
+                });
+            }
+            t.bytes.extend_from_slice(s);
+            t.offsets.push(end as u32);
+            keys.push(slot_of(hash_bytes(s), id as u32));
+        }
+        keys.sort_unstable();
+        // Equal texts have equal tags: compare within each run of equal tags (runs are tiny).
+        let mut run = 0;
+        while run < keys.len() {
+            let mut end = run + 1;
+            while end < keys.len() && keys[end] & TAG_MASK == keys[run] & TAG_MASK {
+                end += 1;
+            }
+            for a in run..end {
+                for b in a + 1..end {
+                    let (x, y) = (keys[a] as u32, keys[b] as u32);
+                    if t.get(x) == t.get(y) {
+                        return Ok(Err((x.min(y), x.max(y))));
+                    }
+                }
+            }
+            run = end;
+        }
+        let cap = (n * 2).max(16).next_power_of_two();
+        t.slots = vec![EMPTY; cap];
+        t.shift = 64 - cap.trailing_zeros();
+        let mut next_free = 0usize;
+        let mut wrapped = Vec::new();
+        for &k in &keys {
+            let pos = ((k >> t.shift) as usize).max(next_free);
+            if pos >= cap {
+                wrapped.push(k);
+            } else {
+                t.slots[pos] = k;
+                next_free = pos + 1;
+            }
+        }
+        let mask = cap - 1;
+        for k in wrapped {
+            let mut i = 0;
+            while t.slots[i] != EMPTY {
+                i = (i + 1) & mask;
+            }
+            t.slots[i] = k;
+        }
+        Ok(Ok(t))
+    }
+
     /// The id of `s`, if present.
     #[inline]
     pub(crate) fn find(&self, s: &[u8]) -> Option<u32> {
+        let h = hash_bytes(s);
+        let tag = h & TAG_MASK;
         let mask = self.slots.len() - 1;
-        let mut i = (hash_bytes(s) >> self.shift) as usize;
+        let mut i = (h >> self.shift) as usize;
         loop {
-            let id = self.slots[i];
-            if id == EMPTY {
+            let v = self.slots[i];
+            if v == EMPTY {
                 return None;
             }
-            if self.get(id) == s {
-                return Some(id);
+            if v & TAG_MASK == tag && self.get(v as u32) == s {
+                return Some(v as u32);
             }
             i = (i + 1) & mask;
         }
@@ -160,15 +244,17 @@ impl StringTable {
         if (self.len() + 1) * 2 > self.slots.len() {
             self.resize_slots(self.slots.len() * 2);
         }
+        let h = hash_bytes(s);
+        let tag = h & TAG_MASK;
         let mask = self.slots.len() - 1;
-        let mut i = (hash_bytes(s) >> self.shift) as usize;
+        let mut i = (h >> self.shift) as usize;
         loop {
-            let id = self.slots[i];
-            if id == EMPTY {
+            let v = self.slots[i];
+            if v == EMPTY {
                 break;
             }
-            if self.get(id) == s {
-                return Ok((id, false));
+            if v & TAG_MASK == tag && self.get(v as u32) == s {
+                return Ok((v as u32, false));
             }
             i = (i + 1) & mask;
         }
@@ -182,7 +268,7 @@ impl StringTable {
         let id = self.len() as u32;
         self.bytes.extend_from_slice(s);
         self.offsets.push(end as u32);
-        self.slots[i] = id;
+        self.slots[i] = slot_of(h, id);
         Ok((id, true))
     }
 }
@@ -285,8 +371,8 @@ impl Vocab {
     /// Builds the vocabulary. `tokens`, `scores` and `types` must have the same length (checked
     /// by the caller). Empty texts become `[EMPTY_<id>]` like llama.cpp; a text that appears twice
     /// is an error.
-    pub(crate) fn new<'a>(
-        tokens: impl ExactSizeIterator<Item = &'a str>,
+    pub(crate) fn new(
+        tokens: &[&str],
         scores: Option<Vec<f32>>,
         types: Option<&[i32]>,
         n_bytes_hint: usize,
@@ -301,21 +387,29 @@ impl Vocab {
                 size: n as u64,
             });
         }
-        let mut texts = StringTable::with_capacity(n, n_bytes_hint);
-        for (i, t) in tokens.enumerate() {
-            let (id, added) = if t.is_empty() {
-                texts.intern(format!("[EMPTY_{i}]").as_bytes())?
+        // llama.cpp renames empty texts (rare).
+        let renamed: Vec<String> = tokens
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.is_empty())
+            .map(|(i, _)| format!("[EMPTY_{i}]"))
+            .collect();
+        let mut names = renamed.iter();
+        let strings = tokens.iter().map(|t| {
+            if t.is_empty() {
+                names.next().map_or(&[][..], |n| n.as_bytes())
             } else {
-                texts.intern(t.as_bytes())?
-            };
-            if !added {
-                return Err(TokenizerError::DuplicateToken {
-                    text: String::from_utf8_lossy(texts.get(id)).into_owned(),
-                    first: id,
-                    second: i as u32,
-                });
+                t.as_bytes()
             }
-        }
+        });
+        let texts =
+            StringTable::from_distinct(strings, n_bytes_hint)?.map_err(|(first, second)| {
+                TokenizerError::DuplicateToken {
+                    text: tokens[second as usize].to_owned(),
+                    first,
+                    second,
+                }
+            })?;
         let scores = scores.unwrap_or_else(|| vec![0.0; n]);
         let attrs = match types {
             Some(t) => t.iter().map(|&t| TokenAttr::from_gguf_type(t)).collect(),
@@ -388,9 +482,10 @@ mod tests {
 
     #[test]
     fn vocab_rejects_duplicates_and_renames_empty() {
-        let v = Vocab::new(["a", "", "b"].into_iter(), None, None, 4).unwrap();
+        let v = Vocab::new(&["a", "", "b"], None, None, 4).unwrap();
         assert_eq!(v.text(1), b"[EMPTY_1]");
-        let e = Vocab::new(["a", "b", "a"].into_iter(), None, None, 4).unwrap_err();
+        assert_eq!(v.find(b"b"), Some(2));
+        let e = Vocab::new(&["a", "b", "a"], None, None, 4).unwrap_err();
         assert!(matches!(
             e,
             TokenizerError::DuplicateToken {
@@ -399,5 +494,25 @@ mod tests {
                 ..
             }
         ));
+    }
+}
+
+#[cfg(test)]
+mod build_tests {
+    use super::*;
+
+    #[test]
+    fn from_distinct_finds_everything_and_duplicates() {
+        let words: Vec<String> = (0..5000).map(|i| format!("tok{i}")).collect();
+        let t = StringTable::from_distinct(words.iter().map(|w| w.as_bytes()), 0)
+            .unwrap()
+            .unwrap();
+        for (i, w) in words.iter().enumerate() {
+            assert_eq!(t.find(w.as_bytes()), Some(i as u32));
+        }
+        assert_eq!(t.find(b"tok5000"), None);
+        let dup = ["x", "y", "z", "y"];
+        let r = StringTable::from_distinct(dup.iter().map(|w| w.as_bytes()), 0).unwrap();
+        assert_eq!(r.err(), Some((1, 3)));
     }
 }
