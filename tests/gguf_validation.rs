@@ -684,7 +684,7 @@ fn alignment_must_be_a_u32_power_of_two() {
 #[test]
 fn huge_alignment_without_tensors() {
     let mut r = Raw::header(3, 0, 1);
-    r.kv_u32("general.alignment", 1 << 30).zeros(7);
+    r.kv_u32("general.alignment", 1 << 30).zeros(8);
     assert_eq!(r.len(), 65);
     let g = r.parse().unwrap();
     assert_eq!(g.alignment(), 1 << 30);
