@@ -158,67 +158,35 @@ unsafe fn load2x32(a: *const u8, b: *const u8) -> __m512i {
     unsafe { _mm512_inserti64x4(_mm512_castsi256_si512(load32(a)), load32(b), 1) }
 }
 
-/// Reads a little-endian u16.
+/// For blocks `i = 0..4` at `w + i * ws` and `x + i * xs`, the products of the f16 pairs at
+/// their starts: lane `2i` is `f16(w_i[0..2]) * f16(x_i[0..2])`, lane `2i + 1` is
+/// `f16(w_i[2..4]) * f16(x_i[2..4])` (for Q4_1/Q5_1 × Q8_1: `d_w d_x` and `m_w s_x`; for the
+/// other formats lane `2i + 1` is meaningless).
 ///
 /// # Safety
-/// `p` readable for 2 bytes.
+/// Four bytes readable at each block start; AVX2, F16C.
 #[inline(always)]
-unsafe fn rd16(p: *const u8) -> i16 {
-    // SAFETY: caller's contract.
-    unsafe { p.cast::<i16>().read_unaligned() }
-}
-
-/// The four f32 `f16(w_i) * f16(x_i)` for blocks `i = 0..4` with the f16 at `w + i * ws` and
-/// `x + i * xs`.
-///
-/// # Safety
-/// The eight f16 readable; F16C.
-#[inline(always)]
-unsafe fn scales4(w: *const u8, ws: usize, x: *const u8, xs: usize) -> __m128 {
-    // SAFETY: caller's contract.
+unsafe fn scale_pairs4(w: *const u8, ws: usize, x: *const u8, xs: usize) -> __m256 {
+    // SAFETY: caller's contract: 4 bytes read at each of the 4 block starts.
     unsafe {
-        let h = _mm_setr_epi16(
-            rd16(w),
-            rd16(w.add(ws)),
-            rd16(w.add(2 * ws)),
-            rd16(w.add(3 * ws)),
-            rd16(x),
-            rd16(x.add(xs)),
-            rd16(x.add(2 * xs)),
-            rd16(x.add(3 * xs)),
-        );
-        let f = _mm256_cvtph_ps(h);
-        _mm_mul_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1))
+        let rd = |p: *const u8| p.cast::<i32>().read_unaligned();
+        let wv = _mm_setr_epi32(rd(w), rd(w.add(ws)), rd(w.add(2 * ws)), rd(w.add(3 * ws)));
+        let xv = _mm_setr_epi32(rd(x), rd(x.add(xs)), rd(x.add(2 * xs)), rd(x.add(3 * xs)));
+        _mm256_mul_ps(_mm256_cvtph_ps(wv), _mm256_cvtph_ps(xv))
     }
 }
 
-/// Spreads lanes `2k` and `2k + 1` of `d` to the low and high 256-bit halves.
+/// Spreads lanes `4k` and `4k + 2` of `d` to the low and high 256-bit halves.
 ///
 /// # Safety
 /// AVX-512F.
 #[inline(always)]
-unsafe fn spread2(d: __m128, k: i32) -> __m512 {
+unsafe fn spread_pairs(d: __m256, k: i32) -> __m512 {
     // SAFETY: register-only intrinsics.
     unsafe {
-        let idx = _mm512_setr_epi32(
-            2 * k,
-            2 * k,
-            2 * k,
-            2 * k,
-            2 * k,
-            2 * k,
-            2 * k,
-            2 * k,
-            2 * k + 1,
-            2 * k + 1,
-            2 * k + 1,
-            2 * k + 1,
-            2 * k + 1,
-            2 * k + 1,
-            2 * k + 1,
-            2 * k + 1,
-        );
-        _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d))
+        let (a, b) = (4 * k, 4 * k + 2);
+        let idx = _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b);
+        _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(d))
     }
 }
 
@@ -323,7 +291,7 @@ macro_rules! legacy_loop {
         let mut acc1 = _mm512_setzero_ps();
         let mut i = 0;
         while i + 4 <= nb {
-            let d = scales4(w.add($ws * i + $woff_d), $ws, x.add($xs * i + $xoff_d), $xs);
+            let d = scale_pairs4(w.add($ws * i + $woff_d), $ws, x.add($xs * i + $xoff_d), $xs);
             let s0 = {
                 let $i = i;
                 $body
@@ -332,8 +300,8 @@ macro_rules! legacy_loop {
                 let $i = i + 2;
                 $body
             };
-            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), spread2(d, 0), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), spread2(d, 1), acc1);
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), spread_pairs(d, 0), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), spread_pairs(d, 1), acc1);
             i += 4;
         }
         let tail = if i < nb {
@@ -518,14 +486,12 @@ macro_rules! legacy_min_loop {
         let (w, x, nb) = ($w, $x, $nb);
         let mut acc0 = _mm512_setzero_ps();
         let mut acc1 = _mm512_setzero_ps();
-        let mut accm = _mm_setzero_ps();
+        // Odd lanes: the m_w s_x terms.
+        let mut accm = _mm256_setzero_ps();
         let mut i = 0;
         while i + 4 <= nb {
-            let d = scales4(w.add($ws * i), $ws, x.add(36 * i), 36);
-            accm = _mm_add_ps(
-                accm,
-                scales4(w.add($ws * i + 2), $ws, x.add(36 * i + 2), 36),
-            );
+            let d = scale_pairs4(w.add($ws * i), $ws, x.add(36 * i), 36);
+            accm = _mm256_add_ps(accm, d);
             let s0 = {
                 let $i = i;
                 $body
@@ -534,8 +500,8 @@ macro_rules! legacy_min_loop {
                 let $i = i + 2;
                 $body
             };
-            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), spread2(d, 0), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), spread2(d, 1), acc1);
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), spread_pairs(d, 0), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), spread_pairs(d, 1), acc1);
             i += 4;
         }
         let tail = if i < nb {
@@ -543,9 +509,9 @@ macro_rules! legacy_min_loop {
         } else {
             0.0
         };
-        let m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
-        let m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + _mm_cvtss_f32(m) + tail
+        let odd = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
+        let m = avx2::hsum_ps(_mm256_and_ps(accm, odd));
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + m + tail
     }};
 }
 
