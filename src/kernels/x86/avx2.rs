@@ -169,21 +169,22 @@ unsafe fn srl16(v: __m256i, n: i32) -> __m256i {
     unsafe { _mm256_srl_epi16(v, _mm_cvtsi32_si128(n)) }
 }
 
-/// Spreads the 32 bits of `bits` to 32 bytes: byte j is 0xFF if bit j is set, else 0.
+/// Spreads the 32 bits at `p` (little-endian) to 32 bytes: byte j is 0xFF if bit j is set.
 ///
 /// # Safety
-/// AVX2 available.
+/// `p` readable for 4 bytes; AVX2 available.
 #[inline(always)]
-unsafe fn bits_to_bytes(bits: u32) -> __m256i {
-    // SAFETY: register-only intrinsics.
+unsafe fn bits_to_bytes(p: *const u8) -> __m256i {
+    // SAFETY: a 4-byte read at `p` (caller's contract), broadcast straight from memory.
     unsafe {
+        let bits = _mm256_broadcastd_epi32(_mm_loadu_si32(p));
         let shuf = _mm256_set_epi64x(
             0x0303_0303_0303_0303,
             0x0202_0202_0202_0202,
             0x0101_0101_0101_0101,
             0x0000_0000_0000_0000,
         );
-        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), shuf);
+        let bytes = _mm256_shuffle_epi8(bits, shuf);
         let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
         _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit)
     }
@@ -410,7 +411,7 @@ pub(super) unsafe fn dot_q4_1(w: *const u8, x: *const u8, nb: usize) -> f32 {
     }
 }
 
-/// Q5_0 × Q8_0: q = nibble | (qh bit << 4) in 0..32, `Σ q y − 16 Σ y`.
+/// Q5_0 × Q8_0: value = nibble + 16 h − 16, so `Σ nibble y − Σ 16 (1 − h) y`.
 ///
 /// # Safety
 /// `w`: `nb` Q5_0 blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
@@ -422,11 +423,13 @@ pub(super) unsafe fn dot_q5_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
         let acc = four_accumulators!(nb, |i, acc| {
             let (wb, xb) = (w.add(22 * i), x.add(34 * i));
             let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), f16x2(xb)));
-            let qh = wb.add(2).cast::<u32>().read_unaligned();
-            let hb = _mm256_and_si256(bits_to_bytes(qh), sixteen);
-            let q = _mm256_or_si256(nibbles32(wb.add(6)), hb);
+            // value = nibble + 16 h − 16 = nibble − 16 (1 − h)
+            let off = _mm256_andnot_si256(bits_to_bytes(wb.add(2)), sixteen);
             let y = load32(xb.add(2));
-            let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(sixteen, y));
+            let p = _mm256_sub_epi16(
+                _mm256_maddubs_epi16(nibbles32(wb.add(6)), y),
+                _mm256_maddubs_epi16(off, y),
+            );
             let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
             _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
         });
@@ -449,8 +452,7 @@ pub(super) unsafe fn dot_q5_1(w: *const u8, x: *const u8, nb: usize) -> f32 {
             let dm = _mm_mul_ps(f16x2(wb), f16x2(xb));
             summs = _mm_add_ps(summs, dm);
             let d = _mm256_broadcastss_ps(dm);
-            let qh = wb.add(4).cast::<u32>().read_unaligned();
-            let hb = _mm256_and_si256(bits_to_bytes(qh), sixteen);
+            let hb = _mm256_and_si256(bits_to_bytes(wb.add(4)), sixteen);
             let q = _mm256_or_si256(nibbles32(wb.add(8)), hb);
             let y = load32(xb.add(4));
             _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(q, y)), acc)
@@ -562,7 +564,7 @@ unsafe fn dot_q2_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
         let m3 = _mm256_set1_epi8(3);
         let m4 = _mm_set1_epi8(0x0F);
         let mut acc = _mm256_setzero_ps();
-        let mut acc_m = 0.0f32;
+        let mut acc_m = _mm256_setzero_ps();
         for i in 0..nb {
             let (wb, xb) = (w.add(84 * i), x.add(292 * i));
             let yd = q8k_d(xb);
@@ -572,8 +574,8 @@ unsafe fn dot_q2_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
             // Mins: Σ_g bsums[g] * (scales[g] >> 4).
             let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
             let bsums = load32(xb.add(Q8K_BSUMS));
-            let summs = hsum_epi32(_mm256_madd_epi16(mins, bsums));
-            acc_m += dmin * summs as f32;
+            let summs = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, bsums));
+            acc_m = _mm256_fmadd_ps(_mm256_set1_ps(dmin), summs, acc_m);
             // Scales (low nibbles) as i16: groups 0..8 in `s_lo`, 8..16 in `s_hi`.
             let s16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc, m4));
             let s_lo = _mm256_permute2x128_si256(s16, s16, 0x00);
@@ -592,7 +594,7 @@ unsafe fn dot_q2_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
             }
             acc = _mm256_fmadd_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(sumi), acc);
         }
-        hsum_ps(acc) - acc_m
+        hsum_ps(_mm256_sub_ps(acc, acc_m))
     }
 }
 
@@ -674,21 +676,19 @@ unsafe fn k4_scales16(p: *const u8) -> (__m256i, __m128i) {
     }
 }
 
-/// Σ_g mins[g] (bsums[2g] + bsums[2g+1]) for the Q4_K / Q5_K min term.
+/// Σ_g mins[g] (bsums[2g] + bsums[2g+1]) for the Q4_K / Q5_K min term, as 4 i32 lanes to
+/// be added.
 ///
 /// # Safety
 /// `bsums` readable for 32 bytes; AVX2 available.
 #[inline(always)]
-unsafe fn k4_min_sum(mins: __m128i, bsums: *const u8) -> i32 {
+unsafe fn k4_min_sum(mins: __m128i, bsums: *const u8) -> __m128i {
     // SAFETY: caller's contract.
     unsafe {
         let b = load32(bsums);
         // Pairwise sums of the 16 bsums: [b0+b1, b2+b3, ...] (8 × i16, fits: |bsum| ≤ 2032).
         let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
-        let p = _mm_madd_epi16(pairs, mins);
-        let s = _mm_add_epi32(p, _mm_unpackhi_epi64(p, p));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01));
-        _mm_cvtsi128_si32(s)
+        _mm_madd_epi16(pairs, mins)
     }
 }
 
@@ -703,7 +703,7 @@ unsafe fn dot_q4_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
     unsafe {
         let m4 = _mm256_set1_epi8(0x0F);
         let mut acc = _mm256_setzero_ps();
-        let mut acc_m = 0.0f32;
+        let mut acc_m = _mm_setzero_ps();
         for i in 0..nb {
             let (wb, xb) = (w.add(144 * i), x.add(292 * i));
             let yd = q8k_d(xb);
@@ -711,7 +711,11 @@ unsafe fn dot_q4_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
             let d = _mm_cvtss_f32(dm) * yd;
             let dmin = _mm_cvtss_f32(_mm_movehdup_ps(dm)) * yd;
             let (sc, mn) = k4_scales16(wb.add(4));
-            acc_m += dmin * k4_min_sum(mn, xb.add(Q8K_BSUMS)) as f32;
+            acc_m = _mm_fmadd_ps(
+                _mm_set1_ps(dmin),
+                _mm_cvtepi32_ps(k4_min_sum(mn, xb.add(Q8K_BSUMS))),
+                acc_m,
+            );
             let mut sumi = _mm256_setzero_si256();
             for j in 0..4 {
                 let q4 = load32(wb.add(16 + 32 * j));
@@ -729,7 +733,9 @@ unsafe fn dot_q4_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
             }
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         }
-        hsum_ps(acc) - acc_m
+        let m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+        let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        hsum_ps(acc) - _mm_cvtss_f32(m)
     }
 }
 
@@ -745,7 +751,7 @@ unsafe fn dot_q5_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
         let m4 = _mm256_set1_epi8(0x0F);
         let one = _mm256_set1_epi8(1);
         let mut acc = _mm256_setzero_ps();
-        let mut acc_m = 0.0f32;
+        let mut acc_m = _mm_setzero_ps();
         for i in 0..nb {
             let (wb, xb) = (w.add(176 * i), x.add(292 * i));
             let yd = q8k_d(xb);
@@ -753,7 +759,11 @@ unsafe fn dot_q5_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
             let d = _mm_cvtss_f32(dm) * yd;
             let dmin = _mm_cvtss_f32(_mm_movehdup_ps(dm)) * yd;
             let (sc, mn) = k4_scales16(wb.add(4));
-            acc_m += dmin * k4_min_sum(mn, xb.add(Q8K_BSUMS)) as f32;
+            acc_m = _mm_fmadd_ps(
+                _mm_set1_ps(dmin),
+                _mm_cvtepi32_ps(k4_min_sum(mn, xb.add(Q8K_BSUMS))),
+                acc_m,
+            );
             let qh = load32(wb.add(16));
             let mut sumi = _mm256_setzero_si256();
             for j in 0..4 {
@@ -777,7 +787,9 @@ unsafe fn dot_q5_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
             }
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         }
-        hsum_ps(acc) - acc_m
+        let m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+        let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        hsum_ps(acc) - _mm_cvtss_f32(m)
     }
 }
 
