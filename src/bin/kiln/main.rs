@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod inspect;
+mod logits;
+mod perplexity;
 
 /// What a subcommand returns: any error is printed as `kiln: error: ...` with exit status 1.
 pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -25,12 +27,18 @@ struct Cli {
 enum Command {
     /// Describe a GGUF model: architecture, hyperparameters, tokenizer, tensors, memory needs.
     Inspect(inspect::Args),
+    /// Per-position top logits and a greedy continuation of a prompt, as JSON.
+    Logits(logits::Args),
+    /// Perplexity of a text, with llama.cpp's method.
+    Perplexity(perplexity::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Logits(args) => logits::run(args),
+        Command::Perplexity(args) => perplexity::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
