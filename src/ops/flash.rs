@@ -177,8 +177,8 @@ fn dot_f16(k: &[u8], q: &[f16]) -> f32 {
     } else {
         0.0
     };
-    for e in np..n {
-        sum += f64::from(kx(e) * q[e].to_f32());
+    for (e, qe) in q.iter().enumerate().skip(np) {
+        sum += f64::from(kx(e) * qe.to_f32());
     }
     sum as f32
 }
