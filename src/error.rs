@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 pub use crate::chat::ChatError;
+pub use crate::generate::GenerateError;
 pub use crate::gguf::GgufError;
 pub use crate::model::ModelError;
 pub use crate::quant::QuantError;
@@ -36,6 +37,9 @@ pub enum Error {
     /// Sampler options or logits are invalid.
     #[error(transparent)]
     Sampling(#[from] SamplingError),
+    /// Generation options are invalid.
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
     /// Reading a file failed.
     #[error("{}: {source}", path.display())]
     Io {

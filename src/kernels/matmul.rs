@@ -1,0 +1,280 @@
+//! Matrix × activations: the entry point the model calls for every weight matrix.
+//!
+//! `out[t][r] = dot(W row r, quantize(x[t]))`. The activations are quantized once per call into
+//! a reusable [`MatMulScratch`]; the weight rows are split into chunks spread over the current
+//! rayon pool; within a chunk, each weight row is dotted with a tile of tokens while it is in
+//! L1, and the tile of quantized activations stays in L2. Every output element is one call of
+//! one kernel (a fixed sequential reduction), so the result is bit-identical for any number of
+//! threads and any chunking.
+
+use rayon::prelude::*;
+
+use super::{DotRowsFn, Kernels, row_bytes, try_vec_dot_type};
+use crate::dtype::GgmlType;
+use crate::quant::QuantError;
+
+/// A quantized weight matrix: `rows` rows of `cols` elements of `dtype`, row-major, rows back
+/// to back in `data` (`[rows][dtype.bytes_for(cols)]`, any alignment). This is ggml's layout for
+/// a 2-D tensor with `ne[0] = cols` (a GGUF tensor's `dims[0]`) and `ne[1] = rows`.
+#[derive(Clone, Copy, Debug)]
+pub struct QMatrix<'a> {
+    /// Element type of the weights.
+    pub dtype: GgmlType,
+    /// Number of rows (output features).
+    pub rows: usize,
+    /// Elements per row (input features).
+    pub cols: usize,
+    /// The rows' bytes.
+    pub data: &'a [u8],
+}
+
+impl<'a> QMatrix<'a> {
+    /// A matrix view, checked: kiln has a dot kernel for `dtype`, `cols` is whole blocks, and
+    /// `data` is exactly `rows` rows.
+    pub fn new(
+        dtype: GgmlType,
+        rows: usize,
+        cols: usize,
+        data: &'a [u8],
+    ) -> Result<Self, QuantError> {
+        let m = QMatrix {
+            dtype,
+            rows,
+            cols,
+            data,
+        };
+        m.row_bytes()?;
+        Ok(m)
+    }
+
+    /// Bytes per row, after checking the whole matrix (the fields are public, so [`matmul`]
+    /// checks again).
+    pub fn row_bytes(&self) -> Result<usize, QuantError> {
+        if try_vec_dot_type(self.dtype).is_none() {
+            return Err(QuantError::Unsupported { dtype: self.dtype });
+        }
+        let rb = row_bytes(self.dtype, self.cols)?;
+        let expected = rb.checked_mul(self.rows);
+        if expected != Some(self.data.len()) {
+            return Err(QuantError::BufferSize {
+                dtype: self.dtype,
+                buffer: "matrix data",
+                n: self.cols,
+                expected: expected.unwrap_or(usize::MAX),
+                actual: self.data.len(),
+            });
+        }
+        Ok(rb)
+    }
+
+    /// Row `i`'s bytes, or `None` if out of range (or the matrix is inconsistent).
+    pub fn row(&self, i: usize) -> Option<&'a [u8]> {
+        let rb = self.row_bytes().ok()?;
+        self.data.get(i.checked_mul(rb)?..(i + 1).checked_mul(rb)?)
+    }
+}
+
+/// Buffers [`matmul`] reuses between calls: once they have grown to the largest shape seen,
+/// a call allocates nothing.
+#[derive(Debug, Default)]
+pub struct MatMulScratch {
+    /// Quantized activations: `[n_tokens][act row bytes]`.
+    act: Vec<u8>,
+    /// Results before transposition, for `n_tokens > 1`: `[rows][n_tokens]`.
+    tmp: Vec<f32>,
+}
+
+impl MatMulScratch {
+    /// Empty scratch; it grows on first use.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Grows `v` to at least `n` elements (never shrinks, so a warm scratch never reallocates).
+fn ensure_len<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
+    if v.len() < n {
+        v.resize(n, T::default());
+    }
+}
+
+/// Tokens per tile: enough that the tile's quantized activations (`tile × act_row_bytes`)
+/// fit comfortably in L2 next to the weight chunk.
+fn token_tile(act_row_bytes: usize) -> usize {
+    const L2_BUDGET: usize = 256 * 1024;
+    (L2_BUDGET / act_row_bytes.max(1)).clamp(1, 256)
+}
+
+/// Rows per parallel work item: about 4 chunks per thread for balance, at least 16 rows so
+/// the scheduling cost stays small next to the work, at most 256.
+fn chunk_rows(rows: usize, threads: usize) -> usize {
+    let per = rows.div_ceil(threads.max(1) * 4);
+    per.clamp(16, 256).next_multiple_of(8)
+}
+
+/// `out[t][r] = Σ_c W[r][c] · x[t][c]` with the process-wide kernels (see [`Kernels::matmul`]).
+pub fn matmul(
+    w: &QMatrix<'_>,
+    x: &[f32],
+    n_tokens: usize,
+    out: &mut [f32],
+    scratch: &mut MatMulScratch,
+) -> Result<(), QuantError> {
+    Kernels::get().matmul(w, x, n_tokens, out, scratch)
+}
+
+impl Kernels {
+    /// `out[t][r] = Σ_c W[r][c] · x[t][c]`: `x` is `[n_tokens][w.cols]` f32, `out` is
+    /// `[n_tokens][w.rows]`.
+    ///
+    /// The activations are quantized to [`super::vec_dot_type`]`(w.dtype)` once, into
+    /// `scratch`; rows are split over the current rayon pool (wrap the call in
+    /// `pool.install(..)` to choose the pool). Bit-identical for any thread count.
+    pub fn matmul(
+        &self,
+        w: &QMatrix<'_>,
+        x: &[f32],
+        n_tokens: usize,
+        out: &mut [f32],
+        scratch: &mut MatMulScratch,
+    ) -> Result<(), QuantError> {
+        let wrb = w.row_bytes()?;
+        let act = try_vec_dot_type(w.dtype).ok_or(QuantError::Unsupported { dtype: w.dtype })?;
+        let (Some(dot), Some(convert)) = (self.dot_rows(w.dtype), self.converter(act)) else {
+            return Err(QuantError::Unsupported { dtype: w.dtype });
+        };
+        let (rows, cols) = (w.rows, w.cols);
+        check_f32_len("x", cols, n_tokens, x.len())?;
+        check_f32_len("out", rows, n_tokens, out.len())?;
+        if n_tokens == 0 || rows == 0 {
+            return Ok(());
+        }
+        if cols == 0 {
+            out.fill(0.0);
+            return Ok(());
+        }
+        let arb = row_bytes(act, cols)?;
+
+        // 1. Quantize every token's activations once.
+        let act_len = arb.checked_mul(n_tokens).ok_or(QuantError::RowLength {
+            dtype: act,
+            n: cols,
+            block_size: act.block_size(),
+        })?;
+        ensure_len(&mut scratch.act, act_len);
+        let acts = &mut scratch.act[..act_len];
+        let convert_rows = |(xr, ar): (&[f32], &mut [u8])| {
+            // SAFETY: a `Kernels` value exists only for an ISA this CPU supports; the lengths
+            // are whole blocks (`row_bytes` above).
+            unsafe { convert(xr, ar) }
+        };
+        if n_tokens > 1 && rayon::current_num_threads() > 1 {
+            x.par_chunks(cols)
+                .zip(acts.par_chunks_mut(arb))
+                .for_each(convert_rows);
+        } else {
+            x.chunks(cols)
+                .zip(acts.chunks_mut(arb))
+                .for_each(convert_rows);
+        }
+        let acts = &scratch.act[..act_len];
+
+        // 2. Dot every row with every token, rows in parallel chunks.
+        let threads = rayon::current_num_threads();
+        let chunk = chunk_rows(rows, threads);
+        let tile = token_tile(arb);
+        if n_tokens == 1 {
+            let work = |(i, o): (usize, &mut [f32])| {
+                let wr = &w.data[i * chunk * wrb..][..o.len() * wrb];
+                run_chunk(dot, wr, wrb, acts, arb, 1, tile, o);
+            };
+            if threads > 1 && rows > chunk {
+                out.par_chunks_mut(chunk).enumerate().for_each(work);
+            } else {
+                out.chunks_mut(chunk).enumerate().for_each(work);
+            }
+            return Ok(());
+        }
+        let tmp_len = rows * n_tokens; // cannot overflow: out.len() == rows * n_tokens
+        ensure_len(&mut scratch.tmp, tmp_len);
+        let tmp = &mut scratch.tmp[..tmp_len];
+        let work = |(i, o): (usize, &mut [f32])| {
+            let wr = &w.data[i * chunk * wrb..][..(o.len() / n_tokens) * wrb];
+            run_chunk(dot, wr, wrb, acts, arb, n_tokens, tile, o);
+        };
+        if threads > 1 && rows > chunk {
+            tmp.par_chunks_mut(chunk * n_tokens)
+                .enumerate()
+                .for_each(work);
+        } else {
+            tmp.chunks_mut(chunk * n_tokens).enumerate().for_each(work);
+        }
+        // 3. Transpose `[rows][n_tokens]` into `[n_tokens][rows]`.
+        let transpose = |(t, o): (usize, &mut [f32])| {
+            for (r, o) in o.iter_mut().enumerate() {
+                *o = tmp[r * n_tokens + t];
+            }
+        };
+        if threads > 1 {
+            out.par_chunks_mut(rows).enumerate().for_each(transpose);
+        } else {
+            out.chunks_mut(rows).enumerate().for_each(transpose);
+        }
+        Ok(())
+    }
+}
+
+/// One chunk of weight rows (`w`: `[rows][wrb]`) against all `n_tokens` activation rows
+/// (`acts`: `[n_tokens][arb]`), token tile by token tile; `out` is `[rows][n_tokens]`.
+#[allow(clippy::too_many_arguments)]
+fn run_chunk(
+    dot: DotRowsFn,
+    w: &[u8],
+    wrb: usize,
+    acts: &[u8],
+    arb: usize,
+    n_tokens: usize,
+    tile: usize,
+    out: &mut [f32],
+) {
+    let mut t0 = 0;
+    while t0 < n_tokens {
+        let t1 = (t0 + tile).min(n_tokens);
+        // SAFETY: a `Kernels` value exists only for an ISA this CPU supports; `dot` checks the
+        // lengths (rows of `w`, tokens `t0..t1`, `out` from element `t0` with stride
+        // `n_tokens`).
+        unsafe {
+            dot(
+                w,
+                wrb,
+                &acts[t0 * arb..t1 * arb],
+                arb,
+                &mut out[t0..],
+                n_tokens,
+            )
+        };
+        t0 = t1;
+    }
+}
+
+/// Checks that an f32 buffer holds `n_tokens` rows of `len` values (the error counts bytes,
+/// as [`QuantError::BufferSize`] does, with `n` the total number of values expected).
+fn check_f32_len(
+    buffer: &'static str,
+    len: usize,
+    n_tokens: usize,
+    actual: usize,
+) -> Result<(), QuantError> {
+    let expected = len.checked_mul(n_tokens);
+    if expected != Some(actual) {
+        let n = expected.unwrap_or(usize::MAX);
+        return Err(QuantError::BufferSize {
+            dtype: GgmlType::F32,
+            buffer,
+            n,
+            expected: n.saturating_mul(4),
+            actual: actual.saturating_mul(4),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,573 @@
+//! The scalar reference kernels: the *definition* of every dot product.
+//!
+//! Each `dot_*` below is a line-by-line transcription of ggml's generic C code
+//! (`ggml-cpu/quants.c`, `ggml_vec_dot_<w>_<x>_generic`, and `vec.c` for the float types): the
+//! same integer partial sums, the same float expressions in the same order. The SIMD kernels
+//! compute the same integer partial sums exactly and differ only in the order in which the
+//! per-block float terms are added (see `tests/kernels_simd.rs` for the tolerance).
+//!
+//! All kernels read blocks from byte slices at any alignment (`pod_read_unaligned`), so a row
+//! from a file whose tensors are not aligned still works. A row is `nb` whole blocks; the row
+//! drivers in [`super`] check the lengths before calling in here.
+
+// The loops mirror ggml's C loops index for index, which is the point of a reference.
+#![allow(clippy::needless_range_loop)]
+
+use bytemuck::{Pod, pod_read_unaligned};
+use half::{bf16, f16};
+
+use crate::dtype::QK_K;
+use crate::quant::blocks::{
+    BlockIq4Nl, BlockIq4Xs, BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0,
+    BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, BlockQ8_1, BlockQ8K, KVALUES_IQ4NL,
+};
+use crate::quant::{f32_to_bf16, f32_to_f16, k_quants, legacy};
+
+/// Iterates the blocks of type `T` in `bytes` (whole blocks only), read unaligned.
+#[inline(always)]
+fn blocks<T: Pod>(bytes: &[u8]) -> impl Iterator<Item = T> + '_ {
+    bytes
+        .chunks_exact(size_of::<T>())
+        .map(pod_read_unaligned::<T>)
+}
+
+/// Reads the i-th little-endian f16 of `bytes`.
+#[inline(always)]
+fn f16_at(bytes: &[u8], i: usize) -> f32 {
+    f16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]).to_f32()
+}
+
+/// Reads the i-th little-endian bf16 of `bytes`.
+#[inline(always)]
+fn bf16_at(bytes: &[u8], i: usize) -> f32 {
+    bf16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]).to_f32()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float types. ggml accumulates in double (`ggml_float`); the products are formed in f32 (exact
+// for f16 x f16 and bf16 x bf16, whose 11- and 8-bit mantissas multiply into at most 24 bits).
+// ---------------------------------------------------------------------------------------------
+
+/// `w · x` for two f32 rows of `n` elements (ggml `ggml_vec_dot_f32`, generic path).
+pub(crate) fn dot_f32(w: &[u8], x: &[u8]) -> f32 {
+    let mut sumf = 0.0f64;
+    for (a, b) in w.as_chunks::<4>().0.iter().zip(x.as_chunks::<4>().0) {
+        sumf += (f32::from_le_bytes(*a) * f32::from_le_bytes(*b)) as f64;
+    }
+    sumf as f32
+}
+
+/// `w · x` for two f16 rows (ggml `ggml_vec_dot_f16`, generic path).
+pub(crate) fn dot_f16(w: &[u8], x: &[u8]) -> f32 {
+    let mut sumf = 0.0f64;
+    for i in 0..w.len() / 2 {
+        sumf += (f16_at(w, i) * f16_at(x, i)) as f64;
+    }
+    sumf as f32
+}
+
+/// `w · x` for two bf16 rows (ggml `ggml_vec_dot_bf16`, generic path).
+pub(crate) fn dot_bf16(w: &[u8], x: &[u8]) -> f32 {
+    let mut sumf = 0.0f64;
+    for i in 0..w.len() / 2 {
+        sumf += (bf16_at(w, i) * bf16_at(x, i)) as f64;
+    }
+    sumf as f32
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legacy 32-element formats. Weight nibble j (low) pairs with activation j, the high nibble of
+// byte j with activation j + 16.
+// ---------------------------------------------------------------------------------------------
+
+/// Q4_0 × Q8_0: `Σ_b (Σ_j (q_j - 8) y_j) · d_w · d_x`.
+pub(crate) fn dot_q4_0(w: &[u8], x: &[u8]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (xb, yb) in blocks::<BlockQ4_0>(w).zip(blocks::<BlockQ8_0>(x)) {
+        let mut sumi0 = 0i32;
+        let mut sumi1 = 0i32;
+        for j in 0..16 {
+            let v0 = (xb.qs[j] & 0x0F) as i32 - 8;
+            let v1 = (xb.qs[j] >> 4) as i32 - 8;
+            sumi0 += v0 * yb.qs[j] as i32;
+            sumi1 += v1 * yb.qs[j + 16] as i32;
+        }
+        let sumi = sumi0 + sumi1;
+        // C: `sumi*d_w*d_x`, evaluated left to right.
+        sumf += sumi as f32 * xb.d.to_f32() * yb.d.to_f32();
+    }
+    sumf
+}
+
+/// Q4_1 × Q8_1: `Σ_b (d_w d_x) Σ_j q_j y_j + m_w s_x`.
+pub(crate) fn dot_q4_1(w: &[u8], x: &[u8]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (xb, yb) in blocks::<BlockQ4_1>(w).zip(blocks::<BlockQ8_1>(x)) {
+        let mut sumi0 = 0i32;
+        let mut sumi1 = 0i32;
+        for j in 0..16 {
+            let v0 = (xb.qs[j] & 0x0F) as i32;
+            let v1 = (xb.qs[j] >> 4) as i32;
+            sumi0 += v0 * yb.qs[j] as i32;
+            sumi1 += v1 * yb.qs[j + 16] as i32;
+        }
+        let sumi = sumi0 + sumi1;
+        sumf += (xb.d.to_f32() * yb.d.to_f32()) * sumi as f32 + xb.m.to_f32() * yb.s.to_f32();
+    }
+    sumf
+}
+
+/// Q5_0 × Q8_0: as Q4_0 with the fifth bit from `qh` and offset 16.
+pub(crate) fn dot_q5_0(w: &[u8], x: &[u8]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (xb, yb) in blocks::<BlockQ5_0>(w).zip(blocks::<BlockQ8_0>(x)) {
+        let qh = u32::from_le_bytes(xb.qh);
+        let mut sumi0 = 0i32;
+        let mut sumi1 = 0i32;
+        for j in 0..16 {
+            let xh_0 = (((qh >> j) & 1) << 4) as u8;
+            let xh_1 = (((qh >> (j + 16)) & 1) << 4) as u8;
+            let x0 = ((xb.qs[j] & 0x0F) | xh_0) as i32 - 16;
+            let x1 = ((xb.qs[j] >> 4) | xh_1) as i32 - 16;
+            sumi0 += x0 * yb.qs[j] as i32;
+            sumi1 += x1 * yb.qs[j + 16] as i32;
+        }
+        let sumi = sumi0 + sumi1;
+        sumf += (xb.d.to_f32() * yb.d.to_f32()) * sumi as f32;
+    }
+    sumf
+}
+
+/// Q5_1 × Q8_1: as Q4_1 with the fifth bit from `qh`.
+pub(crate) fn dot_q5_1(w: &[u8], x: &[u8]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (xb, yb) in blocks::<BlockQ5_1>(w).zip(blocks::<BlockQ8_1>(x)) {
+        let qh = u32::from_le_bytes(xb.qh);
+        let mut sumi0 = 0i32;
+        let mut sumi1 = 0i32;
+        for j in 0..16 {
+            let xh_0 = (((qh >> j) & 1) << 4) as i32;
+            let xh_1 = (((qh >> (j + 16)) & 1) << 4) as i32;
+            let x0 = (xb.qs[j] & 0x0F) as i32 | xh_0;
+            let x1 = (xb.qs[j] >> 4) as i32 | xh_1;
+            sumi0 += x0 * yb.qs[j] as i32;
+            sumi1 += x1 * yb.qs[j + 16] as i32;
+        }
+        let sumi = sumi0 + sumi1;
+        sumf += (xb.d.to_f32() * yb.d.to_f32()) * sumi as f32 + xb.m.to_f32() * yb.s.to_f32();
+    }
+    sumf
+}
+
+/// Q8_0 × Q8_0: `Σ_b (Σ_j q_j y_j) · (d_w d_x)`.
+pub(crate) fn dot_q8_0(w: &[u8], x: &[u8]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (xb, yb) in blocks::<BlockQ8_0>(w).zip(blocks::<BlockQ8_0>(x)) {
+        let mut sumi = 0i32;
+        for j in 0..32 {
+            sumi += xb.qs[j] as i32 * yb.qs[j] as i32;
+        }
+        sumf += sumi as f32 * (xb.d.to_f32() * yb.d.to_f32());
+    }
+    sumf
+}
+
+/// IQ4_NL × Q8_0: `Σ_b (d_x d_w) Σ_j KVALUES[q_j] y_j`.
+pub(crate) fn dot_iq4_nl(w: &[u8], x: &[u8]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (xb, yb) in blocks::<BlockIq4Nl>(w).zip(blocks::<BlockQ8_0>(x)) {
+        let d = yb.d.to_f32() * xb.d.to_f32();
+        let mut sumi1 = 0i32;
+        let mut sumi2 = 0i32;
+        for j in 0..16 {
+            sumi1 += yb.qs[j] as i32 * KVALUES_IQ4NL[(xb.qs[j] & 0xF) as usize] as i32;
+            sumi2 += yb.qs[j + 16] as i32 * KVALUES_IQ4NL[(xb.qs[j] >> 4) as usize] as i32;
+        }
+        sumf += d * (sumi1 + sumi2) as f32;
+    }
+    sumf
+}
+
+// ---------------------------------------------------------------------------------------------
+// K-quants (256-element super-blocks) × Q8_K.
+// ---------------------------------------------------------------------------------------------
+
+/// Q2_K × Q8_K. 16 groups of 16; group g uses `scales[g] & 15` as scale and `scales[g] >> 4` as
+/// min; the min term uses the activation's precomputed group sums `bsums`.
+pub(crate) fn dot_q2_k(w: &[u8], x: &[u8]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (xb, yb) in blocks::<BlockQ2K>(w).zip(blocks::<BlockQ8K>(x)) {
+        let sc = &xb.scales;
+        let mut summs = 0i32;
+        for j in 0..16 {
+            summs += yb.bsums[j] as i32 * (sc[j] >> 4) as i32;
+        }
+        let dall = yb.d * xb.d.to_f32();
+        let dmin = yb.d * xb.dmin.to_f32();
+
+        let mut isum = 0i32;
+        let mut is = 0;
+        // Two halves of 128; in each, byte l of the 32 `qs` bytes holds elements l, l+32,
+        // l+64, l+96 (shifts 0, 2, 4, 6); each 32 splits into two groups of 16.
+        for k in 0..QK_K / 128 {
+            let q2 = &xb.qs[32 * k..32 * k + 32];
+            for j in 0..4 {
+                let shift = 2 * j;
+                let q8 = &yb.qs[128 * k + 32 * j..128 * k + 32 * j + 32];
+                let d = (sc[is] & 0xF) as i32;
+                is += 1;
+                let mut isuml = 0i32;
+                for l in 0..16 {
+                    isuml += q8[l] as i32 * ((q2[l] >> shift) & 3) as i32;
+                }
+                isum += d * isuml;
+                let d = (sc[is] & 0xF) as i32;
+                is += 1;
+                let mut isuml = 0i32;
+                for l in 16..32 {
+                    isuml += q8[l] as i32 * ((q2[l] >> shift) & 3) as i32;
+                }
+                isum += d * isuml;
+            }
+        }
+        sumf += dall * isum as f32 - dmin * summs as f32;
+    }
+    sumf
+}
+
+/// Unpacks Q3_K's twelve scale bytes into sixteen 6-bit scales (still biased by 32).
+#[inline(always)]
+pub(crate) fn q3k_scales(packed: &[u8; 12]) -> [u8; 16] {
+    const KMASK1: u32 = 0x0303_0303;
+    const KMASK2: u32 = 0x0f0f_0f0f;
+    let a0 = u32::from_le_bytes([packed[0], packed[1], packed[2], packed[3]]);
+    let a1 = u32::from_le_bytes([packed[4], packed[5], packed[6], packed[7]]);
+    let tmp = u32::from_le_bytes([packed[8], packed[9], packed[10], packed[11]]);
+    let aux = [
+        (a0 & KMASK2) | ((tmp & KMASK1) << 4),
+        (a1 & KMASK2) | (((tmp >> 2) & KMASK1) << 4),
+        ((a0 >> 4) & KMASK2) | (((tmp >> 4) & KMASK1) << 4),
+        ((a1 >> 4) & KMASK2) | (((tmp >> 6) & KMASK1) << 4),
+    ];
+    let mut out = [0u8; 16];
+    for (i, a) in aux.iter().enumerate() {
+        out[4 * i..4 * i + 4].copy_from_slice(&a.to_le_bytes());
+    }
+    out
+}
+
+/// Q3_K × Q8_K. Element values are `(2 low bits) - (hmask bit ? 0 : 4)`; 16 groups of 16 with
+/// signed 6-bit scales. ggml accumulates per super-block in 8 integer lanes, folds each lane into
+/// its own float sum with `d`, and adds the 8 float lanes at the end; so do we.
+pub(crate) fn dot_q3_k(w: &[u8], x: &[u8]) -> f32 {
+    let mut sums = [0.0f32; 8];
+    for (xb, yb) in blocks::<BlockQ3K>(w).zip(blocks::<BlockQ8K>(x)) {
+        // The 256 weights as small signed integers in -4..=3.
+        let mut a = [0i8; QK_K];
+        let mut m = 1u8;
+        for h in 0..2 {
+            let q3 = &xb.qs[32 * h..32 * h + 32];
+            for s in 0..4 {
+                for l in 0..32 {
+                    let lo = ((q3[l] >> (2 * s)) & 3) as i8;
+                    let sub = if xb.hmask[l] & m != 0 { 0 } else { 4 };
+                    a[128 * h + 32 * s + l] = lo - sub;
+                }
+                m <<= 1;
+            }
+        }
+        let scales = q3k_scales(&xb.scales);
+        let mut aux32 = [0i32; 8];
+        for j in 0..QK_K / 16 {
+            let scale = scales[j] as i8 as i32 - 32;
+            for half in 0..2 {
+                for l in 0..8 {
+                    let i = 16 * j + 8 * half + l;
+                    let aux16 = (yb.qs[i] as i16) * (a[i] as i16);
+                    aux32[l] += scale * aux16 as i32;
+                }
+            }
+        }
+        let d = xb.d.to_f32() * yb.d;
+        for l in 0..8 {
+            sums[l] += d * aux32[l] as f32;
+        }
+    }
+    let mut sumf = 0.0f32;
+    for s in sums {
+        sumf += s;
+    }
+    sumf
+}
+
+/// Unpacks the twelve scale bytes of Q4_K / Q5_K into eight 6-bit scales and eight 6-bit mins.
+#[inline(always)]
+pub(crate) fn k4_scales_mins(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+    const KMASK1: u32 = 0x3f3f_3f3f;
+    const KMASK2: u32 = 0x0f0f_0f0f;
+    const KMASK3: u32 = 0x0303_0303;
+    let u0 = u32::from_le_bytes([packed[0], packed[1], packed[2], packed[3]]);
+    let u1 = u32::from_le_bytes([packed[4], packed[5], packed[6], packed[7]]);
+    let u2 = u32::from_le_bytes([packed[8], packed[9], packed[10], packed[11]]);
+    let sc0 = u0 & KMASK1;
+    let sc1 = (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4);
+    let mn0 = u1 & KMASK1;
+    let mn1 = ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4);
+    let mut scales = [0u8; 8];
+    let mut mins = [0u8; 8];
+    scales[..4].copy_from_slice(&sc0.to_le_bytes());
+    scales[4..].copy_from_slice(&sc1.to_le_bytes());
+    mins[..4].copy_from_slice(&mn0.to_le_bytes());
+    mins[4..].copy_from_slice(&mn1.to_le_bytes());
+    (scales, mins)
+}
+
+/// The shared tail of Q4_K and Q5_K: given the 256 unsigned weights `a`, the unpacked scales and
+/// mins, fold one super-block into `sums` (8 float lanes) and `sumf` (the min terms), exactly
+/// as ggml's generic code does.
+#[inline(always)]
+fn k4_accumulate(
+    a: &[i8; QK_K],
+    xd: f32,
+    xdmin: f32,
+    packed: &[u8; 12],
+    yb: &BlockQ8K,
+    sums: &mut [f32; 8],
+    sumf: &mut f32,
+) {
+    let (scales, mins) = k4_scales_mins(packed);
+    let mut sumi = 0i32;
+    for j in 0..QK_K / 16 {
+        sumi += yb.bsums[j] as i32 * mins[j / 2] as i32;
+    }
+    let mut aux32 = [0i32; 8];
+    for j in 0..QK_K / 32 {
+        let scale = scales[j] as i32;
+        for quarter in 0..4 {
+            for l in 0..8 {
+                let i = 32 * j + 8 * quarter + l;
+                let aux16 = (yb.qs[i] as i16) * (a[i] as i16);
+                aux32[l] += scale * aux16 as i32;
+            }
+        }
+    }
+    let d = xd * yb.d;
+    for l in 0..8 {
+        sums[l] += d * aux32[l] as f32;
+    }
+    let dmin = xdmin * yb.d;
+    *sumf -= dmin * sumi as f32;
+}
+
+/// Q4_K × Q8_K: `x = d·sc[g]·q − dmin·m[g]` over 8 groups of 32.
+pub(crate) fn dot_q4_k(w: &[u8], x: &[u8]) -> f32 {
+    let mut sums = [0.0f32; 8];
+    let mut sumf = 0.0f32;
+    for (xb, yb) in blocks::<BlockQ4K>(w).zip(blocks::<BlockQ8K>(x)) {
+        // Byte l of each 32-byte run holds element l (low nibble) and l + 32 (high nibble).
+        let mut a = [0i8; QK_K];
+        for j in 0..QK_K / 64 {
+            for l in 0..32 {
+                a[64 * j + l] = (xb.qs[32 * j + l] & 0xF) as i8;
+                a[64 * j + 32 + l] = (xb.qs[32 * j + l] >> 4) as i8;
+            }
+        }
+        k4_accumulate(
+            &a,
+            xb.d.to_f32(),
+            xb.dmin.to_f32(),
+            &xb.scales,
+            &yb,
+            &mut sums,
+            &mut sumf,
+        );
+    }
+    for s in sums {
+        sumf += s;
+    }
+    sumf
+}
+
+/// Q5_K × Q8_K: Q4_K plus a fifth bit (worth 16) from `qh`, bit `g` of `qh[l]` for group `g`.
+pub(crate) fn dot_q5_k(w: &[u8], x: &[u8]) -> f32 {
+    let mut sums = [0.0f32; 8];
+    let mut sumf = 0.0f32;
+    for (xb, yb) in blocks::<BlockQ5K>(w).zip(blocks::<BlockQ8K>(x)) {
+        let mut a = [0i8; QK_K];
+        let mut m = 1u8;
+        for j in 0..QK_K / 64 {
+            for l in 0..32 {
+                let hi = if xb.qh[l] & m != 0 { 16 } else { 0 };
+                a[64 * j + l] = (xb.qs[32 * j + l] & 0xF) as i8 + hi;
+            }
+            m <<= 1;
+            for l in 0..32 {
+                let hi = if xb.qh[l] & m != 0 { 16 } else { 0 };
+                a[64 * j + 32 + l] = (xb.qs[32 * j + l] >> 4) as i8 + hi;
+            }
+            m <<= 1;
+        }
+        k4_accumulate(
+            &a,
+            xb.d.to_f32(),
+            xb.dmin.to_f32(),
+            &xb.scales,
+            &yb,
+            &mut sums,
+            &mut sumf,
+        );
+    }
+    for s in sums {
+        sumf += s;
+    }
+    sumf
+}
+
+/// Q6_K × Q8_K: `x = d·scales[g]·(q − 32)`, q = 4 low bits from `ql` | 2 high bits from `qh`,
+/// 16 groups of 16 with signed 8-bit scales.
+pub(crate) fn dot_q6_k(w: &[u8], x: &[u8]) -> f32 {
+    let mut sums = [0.0f32; 8];
+    for (xb, yb) in blocks::<BlockQ6K>(w).zip(blocks::<BlockQ8K>(x)) {
+        let mut a = [0i8; QK_K];
+        for h in 0..2 {
+            let ql = &xb.ql[64 * h..64 * h + 64];
+            let qh = &xb.qh[32 * h..32 * h + 32];
+            let a = &mut a[128 * h..128 * h + 128];
+            for l in 0..32 {
+                a[l] = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i8 - 32;
+                a[l + 32] = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
+                a[l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
+                a[l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
+            }
+        }
+        let mut aux32 = [0i32; 8];
+        for j in 0..QK_K / 16 {
+            let scale = xb.scales[j] as i32;
+            for half in 0..2 {
+                for l in 0..8 {
+                    let i = 16 * j + 8 * half + l;
+                    let aux16 = (yb.qs[i] as i16) * (a[i] as i16);
+                    aux32[l] += scale * aux16 as i32;
+                }
+            }
+        }
+        let d = xb.d.to_f32() * yb.d;
+        for l in 0..8 {
+            sums[l] += d * aux32[l] as f32;
+        }
+    }
+    let mut sumf = 0.0f32;
+    for s in sums {
+        sumf += s;
+    }
+    sumf
+}
+
+/// IQ4_XS × Q8_K: eight groups of 32 with 6-bit scales (`ls − 32`), values from the IQ4 grid.
+pub(crate) fn dot_iq4_xs(w: &[u8], x: &[u8]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (xb, yb) in blocks::<BlockIq4Xs>(w).zip(blocks::<BlockQ8K>(x)) {
+        let d4d8 = xb.d.to_f32() * yb.d;
+        let mut h = xb.scales_h;
+        for ib in (0..QK_K / 32).step_by(2) {
+            let ls1 = (xb.scales_l[ib / 2] & 0xF) | (((h << 4) & 0x30) as u8);
+            let ls2 = (xb.scales_l[ib / 2] >> 4) | (((h << 2) & 0x30) as u8);
+            h >>= 4;
+            let d1 = d4d8 * (ls1 as i32 - 32) as f32;
+            let d2 = d4d8 * (ls2 as i32 - 32) as f32;
+            for (g, dg) in [(ib, d1), (ib + 1, d2)] {
+                let qs = &xb.qs[16 * g..16 * g + 16];
+                let q8 = &yb.qs[32 * g..32 * g + 32];
+                let mut sumi1 = 0i32;
+                let mut sumi2 = 0i32;
+                for j in 0..16 {
+                    sumi1 += q8[j] as i32 * KVALUES_IQ4NL[(qs[j] & 0xF) as usize] as i32;
+                    sumi2 += q8[j + 16] as i32 * KVALUES_IQ4NL[(qs[j] >> 4) as usize] as i32;
+                }
+                sumf += dg * (sumi1 + sumi2) as f32;
+            }
+        }
+    }
+    sumf
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activation conversions.
+// ---------------------------------------------------------------------------------------------
+
+/// f32 -> f16 like ggml (`quant::f32_to_f16`). `out`: `[x.len()]` f16, little-endian.
+pub(crate) fn to_f16(x: &[f32], out: &mut [u8]) {
+    for (v, o) in x.iter().zip(out.chunks_exact_mut(2)) {
+        o.copy_from_slice(&f32_to_f16(*v).to_le_bytes());
+    }
+}
+
+/// f32 -> bf16 like ggml (`quant::f32_to_bf16`). `out`: `[x.len()]` bf16, little-endian.
+pub(crate) fn to_bf16(x: &[f32], out: &mut [u8]) {
+    for (v, o) in x.iter().zip(out.chunks_exact_mut(2)) {
+        o.copy_from_slice(&f32_to_bf16(*v).to_le_bytes());
+    }
+}
+
+/// Quantizes whole blocks of `x` with a per-block reference quantizer, writing the blocks'
+/// bytes to `out` (any alignment).
+#[inline(always)]
+fn quantize_with<B: Pod, const N: usize>(x: &[f32], out: &mut [u8], f: fn(&[f32; N]) -> B) {
+    for (xb, ob) in x
+        .as_chunks::<N>()
+        .0
+        .iter()
+        .zip(out.chunks_exact_mut(size_of::<B>()))
+    {
+        ob.copy_from_slice(bytemuck::bytes_of(&f(xb)));
+    }
+}
+
+/// Q8_0 activations: ggml `quantize_row_q8_0_ref` (via `quant`).
+pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
+    quantize_with(x, out, legacy::quantize_block_q8_0_ref);
+}
+
+/// Q8_1 activations: ggml `quantize_row_q8_1_ref` (via `quant`).
+pub(crate) fn quantize_q8_1(x: &[f32], out: &mut [u8]) {
+    quantize_with(x, out, legacy::quantize_block_q8_1_ref);
+}
+
+/// Q8_K activations: ggml `quantize_row_q8_K_ref` (via `quant`).
+pub(crate) fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
+    quantize_with(x, out, k_quants::quantize_block_q8_k_ref);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::k_quants::{get_scale_min_k4, unpack_q3_k_scales};
+
+    /// The kmask transcriptions above agree with `quant`'s per-element unpacking.
+    #[test]
+    fn scale_unpacking_matches_quant() {
+        let mut s = 0x1234_5678_9abc_def0u64;
+        for _ in 0..2000 {
+            let mut packed = [0u8; 12];
+            for b in &mut packed {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                *b = s as u8;
+            }
+            let q3 = q3k_scales(&packed);
+            let want3 = unpack_q3_k_scales(&packed);
+            for g in 0..16 {
+                assert_eq!(q3[g] as i32 - 32, want3[g] as i32, "{packed:?} g {g}");
+            }
+            let (sc, mn) = k4_scales_mins(&packed);
+            for j in 0..8 {
+                assert_eq!(
+                    (sc[j], mn[j]),
+                    get_scale_min_k4(j, &packed),
+                    "{packed:?} j {j}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,1200 @@
+//! AVX2 (+FMA, F16C) kernels.
+//!
+//! Every per-row kernel here is an `#[inline(always)] unsafe fn (w, x, nb) -> f32` reading `nb`
+//! blocks through raw pointers with unaligned loads; `dot_rows_fns!` wraps each in a row loop
+//! compiled with `#[target_feature(enable = "avx2,fma,f16c")]`, which is the only place the
+//! features are enabled. The table [`AVX2`] is handed out only after the features were detected
+//! (`x86::table`).
+//!
+//! Integer partial sums are exact and equal to the scalar reference's: products of a weight
+//! byte and an activation byte are formed with `vpmaddubsw` (u8 × i8 → i16 pair sums) only where
+//! the pair sum provably fits in i16, and signed × signed products use the `vpsignb` trick
+//! (`|w| × sign(x, w)`), exact for every activation byte except -128, which the Q8 quantizers
+//! never produce (|q| ≤ 127). Only the order of the float additions differs from the
+//! reference: per-block terms go into several vector accumulators.
+
+use std::arch::x86_64::*;
+
+use super::super::{Kernels, check_convert, dot_rows_fns};
+use crate::quant::blocks::KVALUES_IQ4NL;
+use crate::quant::f32_to_f16;
+
+/// The AVX2 table.
+pub(in crate::kernels) static AVX2: Kernels = Kernels {
+    isa: crate::kernels::Isa::Avx2,
+    f32: rows::f32,
+    f16: rows::f16,
+    bf16: rows::bf16,
+    q4_0: rows::q4_0,
+    q4_1: rows::q4_1,
+    q5_0: rows::q5_0,
+    q5_1: rows::q5_1,
+    q8_0: rows::q8_0,
+    q2_k: rows::q2_k,
+    q3_k: rows::q3_k,
+    q4_k: rows::q4_k,
+    q5_k: rows::q5_k,
+    q6_k: rows::q6_k,
+    iq4_nl: rows::iq4_nl,
+    iq4_xs: rows::iq4_xs,
+    quantize_q8_0: convert::q8_0,
+    quantize_q8_1: convert::q8_1,
+    quantize_q8_k: convert::q8_k,
+    to_f16: convert::f16,
+    to_bf16: convert::bf16,
+};
+
+mod rows {
+    use super::*;
+    dot_rows_fns! {
+        features = "avx2,fma,f16c";
+        f32: dot_f32, 4, 4;
+        f16: dot_f16, 2, 2;
+        bf16: dot_bf16, 2, 2;
+        q4_0: dot_q4_0, 18, 34;
+        q4_1: dot_q4_1, 20, 36;
+        q5_0: dot_q5_0, 22, 34;
+        q5_1: dot_q5_1, 24, 36;
+        q8_0: dot_q8_0, 34, 34;
+        q2_k: dot_q2_k, 84, 292;
+        q3_k: dot_q3_k, 110, 292;
+        q4_k: dot_q4_k, 144, 292;
+        q5_k: dot_q5_k, 176, 292;
+        q6_k: dot_q6_k, 210, 292;
+        iq4_nl: dot_iq4_nl, 18, 34;
+        iq4_xs: dot_iq4_xs, 136, 292;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers. All `#[inline(always)]` and only ever inlined into the `#[target_feature]` loops.
+// Their `# Safety` is the same everywhere: the CPU has AVX2, FMA and F16C, and every pointer
+// points to enough readable (or writable) bytes for the loads (stores) it is used for.
+// ---------------------------------------------------------------------------------------------
+
+/// Sum of the 8 lanes.
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+pub(super) unsafe fn hsum_ps(v: __m256) -> f32 {
+    // SAFETY: register-only intrinsics; AVX available (caller's contract).
+    unsafe {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+}
+
+/// Sum of the 8 i32 lanes.
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+pub(super) unsafe fn hsum_epi32(v: __m256i) -> i32 {
+    // SAFETY: register-only intrinsics; AVX2 available (caller's contract).
+    unsafe {
+        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01));
+        _mm_cvtsi128_si32(s)
+    }
+}
+
+/// Loads 16 bytes.
+///
+/// # Safety
+/// `p` readable for 16 bytes; AVX2 available.
+#[inline(always)]
+unsafe fn load16(p: *const u8) -> __m128i {
+    // SAFETY: caller's contract; unaligned load.
+    unsafe { _mm_loadu_si128(p.cast()) }
+}
+
+/// Loads 32 bytes.
+///
+/// # Safety
+/// `p` readable for 32 bytes; AVX2 available.
+#[inline(always)]
+unsafe fn load32(p: *const u8) -> __m256i {
+    // SAFETY: caller's contract; unaligned load.
+    unsafe { _mm256_loadu_si256(p.cast()) }
+}
+
+/// The two f16 at `p` (4 bytes), as f32 in lanes 0 and 1 (lanes 2, 3 zero).
+///
+/// # Safety
+/// `p` readable for 4 bytes; F16C available.
+#[inline(always)]
+unsafe fn f16x2(p: *const u8) -> __m128 {
+    // SAFETY: caller's contract; unaligned 4-byte read, then a register conversion.
+    unsafe { _mm_cvtph_ps(_mm_cvtsi32_si128(p.cast::<i32>().read_unaligned())) }
+}
+
+/// The f16 at `p` as f32.
+///
+/// # Safety
+/// `p` readable for 2 bytes; F16C available.
+#[inline(always)]
+unsafe fn f16_at(p: *const u8) -> f32 {
+    // SAFETY: caller's contract.
+    unsafe {
+        let h = p.cast::<u16>().read_unaligned();
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+    }
+}
+
+/// 32 nibbles from 16 bytes: lanes 0..16 the low nibbles, 16..32 the high nibbles (0..=15).
+///
+/// # Safety
+/// `p` readable for 16 bytes; AVX2 available.
+#[inline(always)]
+unsafe fn nibbles32(p: *const u8) -> __m256i {
+    // SAFETY: caller's contract.
+    unsafe {
+        let t = load16(p);
+        let b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+        _mm256_and_si256(b, _mm256_set1_epi8(0x0F))
+    }
+}
+
+/// Shifts each 16-bit lane right by `n` (a run-time count; constant-folded after unrolling).
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+unsafe fn srl16(v: __m256i, n: i32) -> __m256i {
+    // SAFETY: register-only intrinsics.
+    unsafe { _mm256_srl_epi16(v, _mm_cvtsi32_si128(n)) }
+}
+
+/// Spreads the 32 bits of `bits` to 32 bytes: byte j is 0xFF if bit j is set, else 0.
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+unsafe fn bits_to_bytes(bits: u32) -> __m256i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let shuf = _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0x0000_0000_0000_0000,
+        );
+        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), shuf);
+        let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+        _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit)
+    }
+}
+
+/// Σ over each 4 consecutive bytes of `a[i] * b[i]` (`a` unsigned, `b` signed) as i32 lanes.
+/// Exact when every pair sum `a[2k] b[2k] + a[2k+1] b[2k+1]` fits in i16.
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+unsafe fn dot_u8i8(a: __m256i, b: __m256i) -> __m256i {
+    // SAFETY: register-only intrinsics.
+    unsafe { _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)) }
+}
+
+/// i16 pair sums of `a[i] * b[i]` for signed `a` and `b` (`|a| × sign(b, a)`); exact when
+/// `b` has no -128 and `|a| ≤ 128`... with `|a[2k] b[2k] + a[2k+1] b[2k+1]| ≤ 32767`.
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+unsafe fn mul_i8_pairs(a: __m256i, b: __m256i) -> __m256i {
+    // SAFETY: register-only intrinsics.
+    unsafe { _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a)) }
+}
+
+/// Runs `body` for blocks `0..nb` with four independent accumulators (so the FMA latency is
+/// hidden), then adds them: `four_accumulators!(nb, |i, acc| body)` where `body` returns the
+/// new accumulator. A macro rather than a closure so the body is always inlined into the
+/// `#[target_feature]` loop.
+macro_rules! four_accumulators {
+    ($nb:expr, |$i:ident, $acc:ident| $body:expr) => {{
+        let nb = $nb;
+        let zero = _mm256_setzero_ps();
+        let (mut a0, mut a1, mut a2, mut a3) = (zero, zero, zero, zero);
+        let mut i = 0;
+        while i + 4 <= nb {
+            a0 = {
+                let ($i, $acc) = (i, a0);
+                $body
+            };
+            a1 = {
+                let ($i, $acc) = (i + 1, a1);
+                $body
+            };
+            a2 = {
+                let ($i, $acc) = (i + 2, a2);
+                $body
+            };
+            a3 = {
+                let ($i, $acc) = (i + 3, a3);
+                $body
+            };
+            i += 4;
+        }
+        while i < nb {
+            a0 = {
+                let ($i, $acc) = (i, a0);
+                $body
+            };
+            i += 1;
+        }
+        _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))
+    }};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float rows.
+// ---------------------------------------------------------------------------------------------
+
+/// f32 · f32 over `n` elements.
+///
+/// # Safety
+/// `w`, `x` readable for `4 n` bytes; AVX2 + FMA available.
+#[inline(always)]
+pub(super) unsafe fn dot_f32(w: *const u8, x: *const u8, n: usize) -> f32 {
+    // SAFETY: every load is inside the `4 n` bytes (caller's contract).
+    unsafe {
+        let (w, x) = (w.cast::<f32>(), x.cast::<f32>());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for (u, a) in acc.iter_mut().enumerate() {
+                let o = i + 8 * u;
+                *a = _mm256_fmadd_ps(_mm256_loadu_ps(w.add(o)), _mm256_loadu_ps(x.add(o)), *a);
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(w.add(i)), _mm256_loadu_ps(x.add(i)), acc[0]);
+            i += 8;
+        }
+        let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let mut sum = hsum_ps(s);
+        while i < n {
+            sum += w.add(i).read_unaligned() * x.add(i).read_unaligned();
+            i += 1;
+        }
+        sum
+    }
+}
+
+/// f16 · f16 over `n` elements (converted with F16C, summed in f32).
+///
+/// # Safety
+/// `w`, `x` readable for `2 n` bytes; AVX2, FMA, F16C available.
+#[inline(always)]
+pub(super) unsafe fn dot_f16(w: *const u8, x: *const u8, n: usize) -> f32 {
+    // SAFETY: every load is inside the `2 n` bytes (caller's contract).
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for (u, a) in acc.iter_mut().enumerate() {
+                let o = 2 * (i + 8 * u);
+                let wv = _mm256_cvtph_ps(load16(w.add(o)));
+                let xv = _mm256_cvtph_ps(load16(x.add(o)));
+                *a = _mm256_fmadd_ps(wv, xv, *a);
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            let wv = _mm256_cvtph_ps(load16(w.add(2 * i)));
+            let xv = _mm256_cvtph_ps(load16(x.add(2 * i)));
+            acc[0] = _mm256_fmadd_ps(wv, xv, acc[0]);
+            i += 8;
+        }
+        let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let mut sum = hsum_ps(s);
+        while i < n {
+            sum += f16_at(w.add(2 * i)) * f16_at(x.add(2 * i));
+            i += 1;
+        }
+        sum
+    }
+}
+
+/// bf16 · bf16 over `n` elements. A bf16 is the top half of an f32, so 16 bf16 loaded as
+/// eight u32 give the odd elements by masking the low half and the even ones by shifting left.
+///
+/// # Safety
+/// `w`, `x` readable for `2 n` bytes; AVX2 + FMA available.
+#[inline(always)]
+pub(super) unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
+    // SAFETY: every load is inside the `2 n` bytes (caller's contract).
+    unsafe {
+        let hi = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for u in 0..2 {
+                let o = 2 * (i + 16 * u);
+                let wv = load32(w.add(o));
+                let xv = load32(x.add(o));
+                let we = _mm256_castsi256_ps(_mm256_slli_epi32(wv, 16));
+                let xe = _mm256_castsi256_ps(_mm256_slli_epi32(xv, 16));
+                let wo = _mm256_castsi256_ps(_mm256_and_si256(wv, hi));
+                let xo = _mm256_castsi256_ps(_mm256_and_si256(xv, hi));
+                acc[2 * u] = _mm256_fmadd_ps(we, xe, acc[2 * u]);
+                acc[2 * u + 1] = _mm256_fmadd_ps(wo, xo, acc[2 * u + 1]);
+            }
+            i += 32;
+        }
+        let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let mut sum = hsum_ps(s);
+        while i < n {
+            let a = f32::from_bits((w.add(2 * i).cast::<u16>().read_unaligned() as u32) << 16);
+            let b = f32::from_bits((x.add(2 * i).cast::<u16>().read_unaligned() as u32) << 16);
+            sum += a * b;
+            i += 1;
+        }
+        sum
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legacy formats × Q8_0 / Q8_1. Q8_0 block: d at 0, qs at 2. Q8_1: d at 0, s at 2, qs at 4.
+// ---------------------------------------------------------------------------------------------
+
+/// Q4_0 × Q8_0. Per block: `Σ q y` with `vpmaddubsw` (q in 0..16), minus `8 Σ y`.
+///
+/// # Safety
+/// `w`: `nb` Q4_0 blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
+#[inline(always)]
+pub(super) unsafe fn dot_q4_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `18 i ..18 i + 18`, of `x` `34 i .. 34 i + 34`; all
+    // loads stay inside them.
+    unsafe {
+        let eight = _mm256_set1_epi8(8);
+        let acc = four_accumulators!(nb, |i, acc| {
+            let (wb, xb) = (w.add(18 * i), x.add(34 * i));
+            let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), f16x2(xb)));
+            let q = nibbles32(wb.add(2));
+            let y = load32(xb.add(2));
+            let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(eight, y));
+            let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+            _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
+        });
+        hsum_ps(acc)
+    }
+}
+
+/// Q4_1 × Q8_1: `d_w d_x Σ q y + m_w s_x`.
+///
+/// # Safety
+/// `w`: `nb` Q4_1 blocks, `x`: `nb` Q8_1 blocks; AVX2, FMA, F16C available.
+#[inline(always)]
+pub(super) unsafe fn dot_q4_1(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `20 i ..`, of `x` `36 i ..`; loads stay inside.
+    unsafe {
+        let mut summs = _mm_setzero_ps();
+        let acc = four_accumulators!(nb, |i, acc| {
+            let (wb, xb) = (w.add(20 * i), x.add(36 * i));
+            // [d_w d_x, m_w s_x]
+            let dm = _mm_mul_ps(f16x2(wb), f16x2(xb));
+            summs = _mm_add_ps(summs, dm);
+            let d = _mm256_broadcastss_ps(dm);
+            let q = nibbles32(wb.add(4));
+            let y = load32(xb.add(4));
+            _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(q, y)), acc)
+        });
+        hsum_ps(acc) + _mm_cvtss_f32(_mm_movehdup_ps(summs))
+    }
+}
+
+/// Q5_0 × Q8_0: q = nibble | (qh bit << 4) in 0..32, `Σ q y − 16 Σ y`.
+///
+/// # Safety
+/// `w`: `nb` Q5_0 blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
+#[inline(always)]
+pub(super) unsafe fn dot_q5_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `22 i ..`, of `x` `34 i ..`; loads stay inside.
+    unsafe {
+        let sixteen = _mm256_set1_epi8(16);
+        let acc = four_accumulators!(nb, |i, acc| {
+            let (wb, xb) = (w.add(22 * i), x.add(34 * i));
+            let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), f16x2(xb)));
+            let qh = wb.add(2).cast::<u32>().read_unaligned();
+            let hb = _mm256_and_si256(bits_to_bytes(qh), sixteen);
+            let q = _mm256_or_si256(nibbles32(wb.add(6)), hb);
+            let y = load32(xb.add(2));
+            let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(sixteen, y));
+            let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+            _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
+        });
+        hsum_ps(acc)
+    }
+}
+
+/// Q5_1 × Q8_1: q = nibble | (qh bit << 4), `d_w d_x Σ q y + m_w s_x`.
+///
+/// # Safety
+/// `w`: `nb` Q5_1 blocks, `x`: `nb` Q8_1 blocks; AVX2, FMA, F16C available.
+#[inline(always)]
+pub(super) unsafe fn dot_q5_1(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `24 i ..`, of `x` `36 i ..`; loads stay inside.
+    unsafe {
+        let sixteen = _mm256_set1_epi8(16);
+        let mut summs = _mm_setzero_ps();
+        let acc = four_accumulators!(nb, |i, acc| {
+            let (wb, xb) = (w.add(24 * i), x.add(36 * i));
+            let dm = _mm_mul_ps(f16x2(wb), f16x2(xb));
+            summs = _mm_add_ps(summs, dm);
+            let d = _mm256_broadcastss_ps(dm);
+            let qh = wb.add(4).cast::<u32>().read_unaligned();
+            let hb = _mm256_and_si256(bits_to_bytes(qh), sixteen);
+            let q = _mm256_or_si256(nibbles32(wb.add(8)), hb);
+            let y = load32(xb.add(4));
+            _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(q, y)), acc)
+        });
+        hsum_ps(acc) + _mm_cvtss_f32(_mm_movehdup_ps(summs))
+    }
+}
+
+/// Q8_0 × Q8_0 (signed × signed with the sign trick).
+///
+/// # Safety
+/// `w`, `x`: `nb` Q8_0 blocks each; AVX2, FMA, F16C available.
+#[inline(always)]
+pub(super) unsafe fn dot_q8_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of both is bytes `34 i .. 34 i + 34`; loads stay inside.
+    unsafe {
+        let acc = four_accumulators!(nb, |i, acc| {
+            let (wb, xb) = (w.add(34 * i), x.add(34 * i));
+            let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), f16x2(xb)));
+            let p = mul_i8_pairs(load32(wb.add(2)), load32(xb.add(2)));
+            let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+            _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
+        });
+        hsum_ps(acc)
+    }
+}
+
+/// The IQ4_NL grid in both 128-bit lanes, for `vpshufb` look-ups.
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+unsafe fn iq4nl_table() -> __m256i {
+    // SAFETY: reads the 16-byte constant array.
+    unsafe { _mm256_broadcastsi128_si256(load16(KVALUES_IQ4NL.as_ptr().cast())) }
+}
+
+/// IQ4_NL × Q8_0: nibbles looked up in the grid (signed), sign-trick products.
+///
+/// # Safety
+/// `w`: `nb` IQ4_NL blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
+#[inline(always)]
+pub(super) unsafe fn dot_iq4_nl(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
+    unsafe {
+        let table = iq4nl_table();
+        let acc = four_accumulators!(nb, |i, acc| {
+            let (wb, xb) = (w.add(18 * i), x.add(34 * i));
+            let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), f16x2(xb)));
+            let q = _mm256_shuffle_epi8(table, nibbles32(wb.add(2)));
+            let p = mul_i8_pairs(q, load32(xb.add(2)));
+            let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+            _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
+        });
+        hsum_ps(acc)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// K-quants × Q8_K. Q8_K block (292 bytes): d f32 at 0, qs at 4, bsums (16 × i16) at 260.
+// ---------------------------------------------------------------------------------------------
+
+/// Byte offsets in a Q8_K block.
+const Q8K_QS: usize = 4;
+const Q8K_BSUMS: usize = 260;
+
+/// Reads the f32 `d` of the Q8_K block at `p`.
+///
+/// # Safety
+/// `p` readable for 4 bytes.
+#[inline(always)]
+unsafe fn q8k_d(p: *const u8) -> f32 {
+    // SAFETY: caller's contract.
+    unsafe { p.cast::<f32>().read_unaligned() }
+}
+
+/// `vpshufb` controls that broadcast i16 lane `k` of a 128-bit lane to all eight i16 lanes.
+/// Entry `k` (`0..8`) is two bytes `2k, 2k+1` repeated.
+#[inline(always)]
+fn splat_i16_control(k: usize) -> i64 {
+    let pair = ((2 * k + 1) << 8 | (2 * k)) as i64;
+    pair | pair << 16 | pair << 32 | pair << 48
+}
+
+/// A vector of 16 i16 whose low 8 lanes are `s[a]` and high 8 lanes are `s[b]`, where `s` is
+/// the 8 i16 in `scales` (in both 128-bit lanes).
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+unsafe fn scale_pair(scales: __m256i, a: usize, b: usize) -> __m256i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let ca = splat_i16_control(a);
+        let cb = splat_i16_control(b);
+        _mm256_shuffle_epi8(scales, _mm256_set_epi64x(cb, cb, ca, ca))
+    }
+}
+
+/// Q2_K × Q8_K.
+///
+/// # Safety
+/// `w`: `nb` Q2_K blocks (84 bytes: scales 0, qs 16, d 80, dmin 82), `x`: `nb` Q8_K blocks;
+/// AVX2, FMA, F16C available.
+#[inline(always)]
+unsafe fn dot_q2_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `84 i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
+        let m3 = _mm256_set1_epi8(3);
+        let m4 = _mm_set1_epi8(0x0F);
+        let mut acc = _mm256_setzero_ps();
+        let mut acc_m = 0.0f32;
+        for i in 0..nb {
+            let (wb, xb) = (w.add(84 * i), x.add(292 * i));
+            let yd = q8k_d(xb);
+            let dall = yd * f16_at(wb.add(80));
+            let dmin = yd * f16_at(wb.add(82));
+            let sc = load16(wb);
+            // Mins: Σ_g bsums[g] * (scales[g] >> 4).
+            let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
+            let bsums = load32(xb.add(Q8K_BSUMS));
+            let summs = hsum_epi32(_mm256_madd_epi16(mins, bsums));
+            acc_m += dmin * summs as f32;
+            // Scales (low nibbles) as i16: groups 0..8 in `s_lo`, 8..16 in `s_hi`.
+            let s16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc, m4));
+            let s_lo = _mm256_permute2x128_si256(s16, s16, 0x00);
+            let s_hi = _mm256_permute2x128_si256(s16, s16, 0x11);
+            let mut sumi = _mm256_setzero_si256();
+            for k in 0..2 {
+                let q2 = load32(wb.add(16 + 32 * k));
+                let sv = if k == 0 { s_lo } else { s_hi };
+                for j in 0..4 {
+                    let q = _mm256_and_si256(srl16(q2, 2 * j as i32), m3);
+                    let y = load32(xb.add(Q8K_QS + 128 * k + 32 * j));
+                    let p = _mm256_maddubs_epi16(q, y);
+                    let p = _mm256_madd_epi16(p, scale_pair(sv, 2 * j, 2 * j + 1));
+                    sumi = _mm256_add_epi32(sumi, p);
+                }
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(sumi), acc);
+        }
+        hsum_ps(acc) - acc_m
+    }
+}
+
+/// Unpacks Q3_K's 12 scale bytes to sixteen i16 `scale - 32`: groups 0..8 in the first
+/// vector's lanes (both 128-bit halves), 8..16 in the second.
+///
+/// # Safety
+/// `p` readable for 12 bytes; AVX2 available.
+#[inline(always)]
+unsafe fn q3k_scales16(p: *const u8) -> (__m256i, __m256i) {
+    // SAFETY: `p` readable for 12 bytes; the rest is register work.
+    unsafe {
+        let packed: [u8; 12] = p.cast::<[u8; 12]>().read_unaligned();
+        let s = crate::kernels::scalar::q3k_scales(&packed);
+        let v = _mm_sub_epi8(load16(s.as_ptr()), _mm_set1_epi8(32));
+        let v16 = _mm256_cvtepi8_epi16(v);
+        (
+            _mm256_permute2x128_si256(v16, v16, 0x00),
+            _mm256_permute2x128_si256(v16, v16, 0x11),
+        )
+    }
+}
+
+/// Q3_K × Q8_K: q' = low 2 bits | hmask bit << 2 in 0..8 (the value is q' − 4), so
+/// `Σ_g s_g (Σ q' y − 4 bsum_g)`.
+///
+/// # Safety
+/// `w`: `nb` Q3_K blocks (110 bytes: hmask 0, qs 32, scales 96, d 108), `x`: `nb` Q8_K blocks;
+/// AVX2, FMA, F16C available.
+#[inline(always)]
+unsafe fn dot_q3_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `110 i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
+        let m3 = _mm256_set1_epi8(3);
+        let one = _mm256_set1_epi8(1);
+        let mut acc = _mm256_setzero_ps();
+        for i in 0..nb {
+            let (wb, xb) = (w.add(110 * i), x.add(292 * i));
+            let d = f16_at(wb.add(108)) * q8k_d(xb);
+            let (s_lo, s_hi) = q3k_scales16(wb.add(96));
+            // Offset: 4 Σ_g s_g bsums_g.
+            let bsums = load32(xb.add(Q8K_BSUMS));
+            let s_all = _mm256_permute2x128_si256(s_lo, s_hi, 0x20);
+            let corr = _mm256_slli_epi32(_mm256_madd_epi16(s_all, bsums), 2);
+            let hm = load32(wb);
+            let mut sumi = _mm256_sub_epi32(_mm256_setzero_si256(), corr);
+            for h in 0..2 {
+                let q3 = load32(wb.add(32 + 32 * h));
+                let sv = if h == 0 { s_lo } else { s_hi };
+                for s in 0..4 {
+                    let lo = _mm256_and_si256(srl16(q3, 2 * s as i32), m3);
+                    let hb = _mm256_and_si256(srl16(hm, (4 * h + s) as i32), one);
+                    let q = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2));
+                    let y = load32(xb.add(Q8K_QS + 128 * h + 32 * s));
+                    let p = _mm256_maddubs_epi16(q, y);
+                    let p = _mm256_madd_epi16(p, scale_pair(sv, 2 * s, 2 * s + 1));
+                    sumi = _mm256_add_epi32(sumi, p);
+                }
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        }
+        hsum_ps(acc)
+    }
+}
+
+/// Q4_K / Q5_K scales and mins as i16 (8 each): `(scales in both 128-bit lanes, mins)`.
+///
+/// # Safety
+/// `p` readable for 12 bytes; AVX2 available.
+#[inline(always)]
+unsafe fn k4_scales16(p: *const u8) -> (__m256i, __m128i) {
+    // SAFETY: `p` readable for 12 bytes; the rest is register work.
+    unsafe {
+        let packed: [u8; 12] = p.cast::<[u8; 12]>().read_unaligned();
+        let (sc, mn) = crate::kernels::scalar::k4_scales_mins(&packed);
+        let sc = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(sc)));
+        let mn = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(mn)));
+        (_mm256_broadcastsi128_si256(sc), mn)
+    }
+}
+
+/// Σ_g mins[g] (bsums[2g] + bsums[2g+1]) for the Q4_K / Q5_K min term.
+///
+/// # Safety
+/// `bsums` readable for 32 bytes; AVX2 available.
+#[inline(always)]
+unsafe fn k4_min_sum(mins: __m128i, bsums: *const u8) -> i32 {
+    // SAFETY: caller's contract.
+    unsafe {
+        let b = load32(bsums);
+        // Pairwise sums of the 16 bsums: [b0+b1, b2+b3, ...] (8 × i16, fits: |bsum| ≤ 2032).
+        let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+        let p = _mm_madd_epi16(pairs, mins);
+        let s = _mm_add_epi32(p, _mm_unpackhi_epi64(p, p));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01));
+        _mm_cvtsi128_si32(s)
+    }
+}
+
+/// Q4_K × Q8_K.
+///
+/// # Safety
+/// `w`: `nb` Q4_K blocks (144 bytes: d 0, dmin 2, scales 4, qs 16), `x`: `nb` Q8_K blocks;
+/// AVX2, FMA, F16C available.
+#[inline(always)]
+unsafe fn dot_q4_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `144 i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
+        let m4 = _mm256_set1_epi8(0x0F);
+        let mut acc = _mm256_setzero_ps();
+        let mut acc_m = 0.0f32;
+        for i in 0..nb {
+            let (wb, xb) = (w.add(144 * i), x.add(292 * i));
+            let yd = q8k_d(xb);
+            let dm = f16x2(wb);
+            let d = _mm_cvtss_f32(dm) * yd;
+            let dmin = _mm_cvtss_f32(_mm_movehdup_ps(dm)) * yd;
+            let (sc, mn) = k4_scales16(wb.add(4));
+            acc_m += dmin * k4_min_sum(mn, xb.add(Q8K_BSUMS)) as f32;
+            let mut sumi = _mm256_setzero_si256();
+            for j in 0..4 {
+                let q4 = load32(wb.add(16 + 32 * j));
+                let lo = _mm256_and_si256(q4, m4);
+                let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+                let y0 = load32(xb.add(Q8K_QS + 64 * j));
+                let y1 = load32(xb.add(Q8K_QS + 64 * j + 32));
+                let p0 =
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), scale_pair(sc, 2 * j, 2 * j));
+                let p1 = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(hi, y1),
+                    scale_pair(sc, 2 * j + 1, 2 * j + 1),
+                );
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        }
+        hsum_ps(acc) - acc_m
+    }
+}
+
+/// Q5_K × Q8_K: Q4_K plus bit `g` of `qh[l]` (worth 16) for group `g`.
+///
+/// # Safety
+/// `w`: `nb` Q5_K blocks (176 bytes: d 0, dmin 2, scales 4, qh 16, qs 48), `x`: `nb` Q8_K
+/// blocks; AVX2, FMA, F16C available.
+#[inline(always)]
+unsafe fn dot_q5_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `176 i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
+        let m4 = _mm256_set1_epi8(0x0F);
+        let one = _mm256_set1_epi8(1);
+        let mut acc = _mm256_setzero_ps();
+        let mut acc_m = 0.0f32;
+        for i in 0..nb {
+            let (wb, xb) = (w.add(176 * i), x.add(292 * i));
+            let yd = q8k_d(xb);
+            let dm = f16x2(wb);
+            let d = _mm_cvtss_f32(dm) * yd;
+            let dmin = _mm_cvtss_f32(_mm_movehdup_ps(dm)) * yd;
+            let (sc, mn) = k4_scales16(wb.add(4));
+            acc_m += dmin * k4_min_sum(mn, xb.add(Q8K_BSUMS)) as f32;
+            let qh = load32(wb.add(16));
+            let mut sumi = _mm256_setzero_si256();
+            for j in 0..4 {
+                let q4 = load32(wb.add(48 + 32 * j));
+                let h0 = _mm256_and_si256(srl16(qh, 2 * j as i32), one);
+                let h1 = _mm256_and_si256(srl16(qh, 2 * j as i32 + 1), one);
+                let lo = _mm256_or_si256(_mm256_and_si256(q4, m4), _mm256_slli_epi16(h0, 4));
+                let hi = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4),
+                    _mm256_slli_epi16(h1, 4),
+                );
+                let y0 = load32(xb.add(Q8K_QS + 64 * j));
+                let y1 = load32(xb.add(Q8K_QS + 64 * j + 32));
+                let p0 =
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), scale_pair(sc, 2 * j, 2 * j));
+                let p1 = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(hi, y1),
+                    scale_pair(sc, 2 * j + 1, 2 * j + 1),
+                );
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        }
+        hsum_ps(acc) - acc_m
+    }
+}
+
+/// Q6_K × Q8_K: q = ql nibble | qh 2 bits << 4 in 0..64 (value q − 32), so
+/// `Σ_g s_g (Σ q y − 32 bsum_g)`.
+///
+/// # Safety
+/// `w`: `nb` Q6_K blocks (210 bytes: ql 0, qh 128, scales 192, d 208), `x`: `nb` Q8_K blocks;
+/// AVX2, FMA, F16C available.
+#[inline(always)]
+unsafe fn dot_q6_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `210 i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
+        let m4 = _mm256_set1_epi8(0x0F);
+        let m2 = _mm256_set1_epi8(0x30);
+        let mut acc = _mm256_setzero_ps();
+        for i in 0..nb {
+            let (wb, xb) = (w.add(210 * i), x.add(292 * i));
+            let d = f16_at(wb.add(208)) * q8k_d(xb);
+            let sc16 = _mm256_cvtepi8_epi16(load16(wb.add(192)));
+            let bsums = load32(xb.add(Q8K_BSUMS));
+            let corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5);
+            let s_lo = _mm256_permute2x128_si256(sc16, sc16, 0x00);
+            let s_hi = _mm256_permute2x128_si256(sc16, sc16, 0x11);
+            let mut sumi = _mm256_sub_epi32(_mm256_setzero_si256(), corr);
+            for h in 0..2 {
+                let sv = if h == 0 { s_lo } else { s_hi };
+                let ql0 = load32(wb.add(64 * h));
+                let ql1 = load32(wb.add(64 * h + 32));
+                let qh = load32(wb.add(128 + 32 * h));
+                // Elements 128h + [0..32, 32..64, 64..96, 96..128].
+                let q = [
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql0, m4),
+                        _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql1, m4),
+                        _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                        _mm256_and_si256(qh, m2),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                        _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
+                    ),
+                ];
+                for (k, q) in q.into_iter().enumerate() {
+                    let y = load32(xb.add(Q8K_QS + 128 * h + 32 * k));
+                    let p = _mm256_maddubs_epi16(q, y);
+                    let p = _mm256_madd_epi16(p, scale_pair(sv, 2 * k, 2 * k + 1));
+                    sumi = _mm256_add_epi32(sumi, p);
+                }
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        }
+        hsum_ps(acc)
+    }
+}
+
+/// IQ4_XS × Q8_K: eight groups of 32, grid look-ups, 6-bit scales `ls − 32`.
+///
+/// # Safety
+/// `w`: `nb` IQ4_XS blocks (136 bytes: d 0, scales_h 2, scales_l 4, qs 8), `x`: `nb` Q8_K
+/// blocks; AVX2, FMA, F16C available.
+#[inline(always)]
+unsafe fn dot_iq4_xs(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `136 i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
+        let table = iq4nl_table();
+        let mut acc = _mm256_setzero_ps();
+        for i in 0..nb {
+            let (wb, xb) = (w.add(136 * i), x.add(292 * i));
+            let d = f16_at(wb) * q8k_d(xb);
+            let sh = wb.add(2).cast::<u16>().read_unaligned() as u32;
+            let sl = wb.add(4).cast::<u32>().read_unaligned();
+            let mut sumi = _mm256_setzero_si256();
+            for g in (0..8).step_by(2) {
+                let mut p = [_mm256_setzero_si256(); 2];
+                for (u, p) in p.iter_mut().enumerate() {
+                    let g = g + u;
+                    let ls = ((sl >> (4 * g)) & 0xF) | (((sh >> (2 * g)) & 3) << 4);
+                    let q = _mm256_shuffle_epi8(table, nibbles32(wb.add(8 + 16 * g)));
+                    let y = load32(xb.add(Q8K_QS + 32 * g));
+                    let s = _mm256_set1_epi16(ls as i16 - 32);
+                    *p = _mm256_madd_epi16(mul_i8_pairs(q, y), s);
+                }
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[0], p[1]));
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        }
+        hsum_ps(acc)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activation converters: the same bytes as the `quant` reference quantizers for finite input.
+// ---------------------------------------------------------------------------------------------
+
+/// `round(v)` with ties away from zero (C `roundf`, Rust `f32::round`), exact: `v − trunc(v)`
+/// is exact, and a magnitude ≥ 0.5 rounds away.
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+pub(super) unsafe fn round_away(v: __m256) -> __m256 {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        let frac = _mm256_sub_ps(v, t);
+        let sign = _mm256_and_ps(v, _mm256_set1_ps(-0.0));
+        let absf = _mm256_andnot_ps(_mm256_set1_ps(-0.0), frac);
+        let up = _mm256_cmp_ps(absf, _mm256_set1_ps(0.5), _CMP_GE_OQ);
+        let one = _mm256_or_ps(_mm256_set1_ps(1.0), sign);
+        _mm256_add_ps(t, _mm256_and_ps(up, one))
+    }
+}
+
+/// Rust's `f32 as i8` for already-integral `v`: saturating, NaN → 0, as i32 lanes.
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+unsafe fn sat_i8(v: __m256) -> __m256i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let ord = _mm256_cmp_ps(v, v, _CMP_ORD_Q);
+        let v = _mm256_and_ps(v, ord);
+        let v = _mm256_min_ps(
+            _mm256_max_ps(v, _mm256_set1_ps(-128.0)),
+            _mm256_set1_ps(127.0),
+        );
+        _mm256_cvttps_epi32(v)
+    }
+}
+
+/// The reference's `nearest_int(v).min(127) as i8` for any f32 (ggml's magic-number rounding:
+/// ties to even for |v| < 2^22; what it gives for larger values, infinities and NaN, too),
+/// sign-extended to i32 lanes.
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+pub(super) unsafe fn nearest_int_i8(v: __m256) -> __m256i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let val = _mm256_castps_si256(_mm256_add_ps(v, _mm256_set1_ps(12_582_912.0)));
+        let r = _mm256_sub_epi32(
+            _mm256_and_si256(val, _mm256_set1_epi32(0x007f_ffff)),
+            _mm256_set1_epi32(0x0040_0000),
+        );
+        let r = _mm256_min_epi32(r, _mm256_set1_epi32(127));
+        // `as i8`: keep the low byte, sign-extended.
+        _mm256_srai_epi32(_mm256_slli_epi32(r, 24), 24)
+    }
+}
+
+/// Packs four vectors of 8 i32 (each in -128..=127) into 32 bytes in order.
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+unsafe fn pack_i8(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let ab = _mm256_packs_epi32(a, b);
+        let cd = _mm256_packs_epi32(c, d);
+        let v = _mm256_packs_epi16(ab, cd);
+        _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+    }
+}
+
+/// Max of `|v|` over 32 floats, with `quant`'s fold semantics for non-NaN input.
+///
+/// # Safety
+/// `x` readable for 32 f32; AVX2 available.
+#[inline(always)]
+unsafe fn absmax32(v: &[__m256; 4]) -> f32 {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let abs = _mm256_set1_ps(-0.0);
+        let m01 = _mm256_max_ps(_mm256_andnot_ps(abs, v[0]), _mm256_andnot_ps(abs, v[1]));
+        let m23 = _mm256_max_ps(_mm256_andnot_ps(abs, v[2]), _mm256_andnot_ps(abs, v[3]));
+        let m = _mm256_max_ps(m01, m23);
+        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        _mm_cvtss_f32(m)
+    }
+}
+
+/// One Q8_0 / Q8_1 block: 32 quants at `qs` (stored), and the scale `d` and `Σ q` returned.
+///
+/// # Safety
+/// `x` readable for 32 f32, `qs` writable for 32 bytes; AVX2 available.
+#[inline(always)]
+unsafe fn quantize_q8_block(x: *const f32, qs: *mut u8) -> (f32, i32) {
+    // SAFETY: caller's contract.
+    unsafe {
+        let v = [
+            _mm256_loadu_ps(x),
+            _mm256_loadu_ps(x.add(8)),
+            _mm256_loadu_ps(x.add(16)),
+            _mm256_loadu_ps(x.add(24)),
+        ];
+        let amax = absmax32(&v);
+        let d = amax / 127.0;
+        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        let q = v.map(|v| sat_i8(round_away(_mm256_mul_ps(v, id))));
+        let sum = hsum_epi32(_mm256_add_epi32(
+            _mm256_add_epi32(q[0], q[1]),
+            _mm256_add_epi32(q[2], q[3]),
+        ));
+        _mm256_storeu_si256(qs.cast(), pack_i8(q[0], q[1], q[2], q[3]));
+        (d, sum)
+    }
+}
+
+/// One Q8_K block (292 bytes at `out`) from 256 floats at `x`.
+///
+/// # Safety
+/// `x` readable for 256 f32, `out` writable for 292 bytes; AVX2 available.
+#[inline(always)]
+unsafe fn quantize_q8k_block(x: *const f32, out: *mut u8) {
+    // SAFETY: caller's contract; all loads within the 256 floats, stores within 292 bytes.
+    unsafe {
+        let abs = _mm256_set1_ps(-0.0);
+        let mut m = _mm256_setzero_ps();
+        for k in 0..32 {
+            // max(|v|, m): a NaN |v| is skipped, as in the reference's `ax > amax`.
+            m = _mm256_max_ps(_mm256_andnot_ps(abs, _mm256_loadu_ps(x.add(8 * k))), m);
+        }
+        let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+        if amax == 0.0 {
+            std::ptr::write_bytes(out, 0, 292);
+            return;
+        }
+        // The first element whose magnitude is `amax` (the reference's strict `>` keeps the
+        // first).
+        let target = _mm256_set1_ps(amax);
+        let mut max = 0.0f32;
+        for k in 0..32 {
+            let v = _mm256_loadu_ps(x.add(8 * k));
+            let eq =
+                _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(abs, v), target, _CMP_EQ_OQ));
+            if eq != 0 {
+                max = x.add(8 * k + eq.trailing_zeros() as usize).read_unaligned();
+                break;
+            }
+        }
+        let iscale = -127.0 / max;
+        let is = _mm256_set1_ps(iscale);
+        let qs = out.add(4);
+        let mut bsums = [0i16; 16];
+        for k in 0..8 {
+            let q: [__m256i; 4] = std::array::from_fn(|u| {
+                nearest_int_i8(_mm256_mul_ps(_mm256_loadu_ps(x.add(32 * k + 8 * u)), is))
+            });
+            // Group sums: elements 32k..32k+16 and 32k+16..32k+32.
+            let s0 = _mm256_add_epi32(q[0], q[1]);
+            let s1 = _mm256_add_epi32(q[2], q[3]);
+            bsums[2 * k] = hsum_epi32(s0) as i16;
+            bsums[2 * k + 1] = hsum_epi32(s1) as i16;
+            _mm256_storeu_si256(qs.add(32 * k).cast(), pack_i8(q[0], q[1], q[2], q[3]));
+        }
+        out.cast::<f32>().write_unaligned(1.0 / iscale);
+        std::ptr::copy_nonoverlapping(bsums.as_ptr().cast::<u8>(), out.add(260), 32);
+    }
+}
+
+mod convert {
+    use super::*;
+
+    /// Q8_0 activations (AVX2).
+    ///
+    /// # Safety
+    /// AVX2, FMA, F16C available.
+    pub(super) unsafe fn q8_0(x: &[f32], out: &mut [u8]) {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn run(x: &[f32], out: &mut [u8], nb: usize) {
+            for i in 0..nb {
+                // SAFETY: block `i` is floats `32 i ..` and bytes `34 i ..` (checked sizes).
+                unsafe {
+                    let ob = out.as_mut_ptr().add(34 * i);
+                    let (d, _) = quantize_q8_block(x.as_ptr().add(32 * i), ob.add(2));
+                    ob.cast::<[u8; 2]>().write(f32_to_f16(d).to_le_bytes());
+                }
+            }
+        }
+        let nb = check_convert(x, out, 32, 34);
+        // SAFETY: sizes checked; features guaranteed by the caller.
+        unsafe { run(x, out, nb) }
+    }
+
+    /// Q8_1 activations (AVX2).
+    ///
+    /// # Safety
+    /// AVX2, FMA, F16C available.
+    pub(super) unsafe fn q8_1(x: &[f32], out: &mut [u8]) {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn run(x: &[f32], out: &mut [u8], nb: usize) {
+            for i in 0..nb {
+                // SAFETY: block `i` is floats `32 i ..` and bytes `36 i ..` (checked sizes).
+                unsafe {
+                    let ob = out.as_mut_ptr().add(36 * i);
+                    let (d, sum) = quantize_q8_block(x.as_ptr().add(32 * i), ob.add(4));
+                    ob.cast::<[u8; 2]>().write(f32_to_f16(d).to_le_bytes());
+                    ob.add(2)
+                        .cast::<[u8; 2]>()
+                        .write(f32_to_f16(sum as f32 * d).to_le_bytes());
+                }
+            }
+        }
+        let nb = check_convert(x, out, 32, 36);
+        // SAFETY: sizes checked; features guaranteed by the caller.
+        unsafe { run(x, out, nb) }
+    }
+
+    /// Q8_K activations (AVX2).
+    ///
+    /// # Safety
+    /// AVX2, FMA, F16C available.
+    pub(super) unsafe fn q8_k(x: &[f32], out: &mut [u8]) {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn run(x: &[f32], out: &mut [u8], nb: usize) {
+            for i in 0..nb {
+                // SAFETY: block `i` is floats `256 i ..` and bytes `292 i ..` (checked sizes).
+                unsafe {
+                    quantize_q8k_block(x.as_ptr().add(256 * i), out.as_mut_ptr().add(292 * i))
+                };
+            }
+        }
+        let nb = check_convert(x, out, 256, 292);
+        // SAFETY: sizes checked; features guaranteed by the caller.
+        unsafe { run(x, out, nb) }
+    }
+
+    /// f32 → f16 (AVX2 + F16C), NaN → `sign | 0x7E00` as ggml.
+    ///
+    /// # Safety
+    /// AVX2, FMA, F16C available.
+    pub(super) unsafe fn f16(x: &[f32], out: &mut [u8]) {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn run(x: &[f32], out: &mut [u8]) {
+            let n = x.len();
+            let mut i = 0;
+            while i + 8 <= n {
+                // SAFETY: floats `i .. i + 8` and bytes `2 i .. 2 i + 16` are in bounds.
+                unsafe {
+                    let v = _mm256_loadu_ps(x.as_ptr().add(i));
+                    let h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
+                    _mm_storeu_si128(out.as_mut_ptr().add(2 * i).cast(), h);
+                    if _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)) != 0 {
+                        for j in i..i + 8 {
+                            out[2 * j..2 * j + 2].copy_from_slice(&f32_to_f16(x[j]).to_le_bytes());
+                        }
+                    }
+                }
+                i += 8;
+            }
+            for j in i..n {
+                out[2 * j..2 * j + 2].copy_from_slice(&f32_to_f16(x[j]).to_le_bytes());
+            }
+        }
+        check_convert(x, out, 1, 2);
+        // SAFETY: sizes checked; features guaranteed by the caller.
+        unsafe { run(x, out) }
+    }
+
+    /// f32 → bf16 (AVX2): round to nearest even, NaN quieted, as ggml.
+    ///
+    /// # Safety
+    /// AVX2, FMA, F16C available.
+    pub(super) unsafe fn bf16(x: &[f32], out: &mut [u8]) {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn run(x: &[f32], out: &mut [u8]) {
+            let n = x.len();
+            let mut i = 0;
+            while i + 16 <= n {
+                // SAFETY: floats `i .. i + 16` and bytes `2 i .. 2 i + 32` are in bounds.
+                unsafe {
+                    let a = bf16_8(_mm256_loadu_si256(x.as_ptr().add(i).cast()));
+                    let b = bf16_8(_mm256_loadu_si256(x.as_ptr().add(i + 8).cast()));
+                    let p = _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0b11_01_10_00);
+                    _mm256_storeu_si256(out.as_mut_ptr().add(2 * i).cast(), p);
+                }
+                i += 16;
+            }
+            for j in i..n {
+                out[2 * j..2 * j + 2]
+                    .copy_from_slice(&crate::quant::f32_to_bf16(x[j]).to_le_bytes());
+            }
+        }
+        check_convert(x, out, 1, 2);
+        // SAFETY: sizes checked; features guaranteed by the caller.
+        unsafe { run(x, out) }
+    }
+
+    /// ggml's f32 → bf16 on 8 lanes of f32 bits; the result in the low 16 bits of each lane.
+    ///
+    /// # Safety
+    /// AVX2 available.
+    #[inline(always)]
+    unsafe fn bf16_8(u: __m256i) -> __m256i {
+        // SAFETY: register-only intrinsics.
+        unsafe {
+            let abs = _mm256_and_si256(u, _mm256_set1_epi32(0x7fff_ffff));
+            let nan = _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f80_0000));
+            let lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+            let r = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb));
+            let r = _mm256_srli_epi32(r, 16);
+            let q = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(64));
+            _mm256_blendv_epi8(r, q, nan)
+        }
+    }
+}
