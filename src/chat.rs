@@ -174,7 +174,7 @@ impl BuiltinFormat {
                     } else {
                         m.role.as_str()
                     };
-                    let _ = write!(s, "<start_of_turn>{role}\n");
+                    let _ = writeln!(s, "<start_of_turn>{role}");
                     if !system.is_empty() && role != "model" {
                         s += &system;
                         s += "\n\n";
@@ -501,7 +501,7 @@ fn py_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
-fn arg_str<'v>(args: &'v [Value], i: usize) -> Result<Option<&'v str>, Error> {
+fn arg_str(args: &[Value], i: usize) -> Result<Option<&str>, Error> {
     match args.get(i) {
         None => Ok(None),
         Some(v) if v.is_none() || v.is_undefined() => Ok(None),
@@ -586,7 +586,7 @@ fn py_method(_state: &State, value: &Value, method: &str, args: &[Value]) -> Res
                             it.collect()
                         }
                     }
-                    Some(sep) if sep.is_empty() => {
+                    Some("") => {
                         return Err(Error::new(ErrorKind::InvalidOperation, "empty separator"));
                     }
                     Some(sep) if max >= 0 => {

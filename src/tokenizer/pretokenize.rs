@@ -539,10 +539,7 @@ impl Text<'_> {
                 }
                 if pos + 2 < end {
                     let nn = cpt(pos + 2);
-                    if (n == 0x72 && nn == 0x65)
-                        || (n == 0x76 && nn == 0x65)
-                        || (n == 0x6C && nn == 0x6C)
-                    {
+                    if matches!((n, nn), (0x72 | 0x76, 0x65) | (0x6C, 0x6C)) {
                         pos += 3;
                         pc.add(pos);
                         continue;
@@ -610,10 +607,7 @@ impl Text<'_> {
                 }
                 if pos + 2 < end {
                     let nn = ascii_lower(cpt(pos + 2));
-                    if (n == 0x72 && nn == 0x65)
-                        || (n == 0x76 && nn == 0x65)
-                        || (n == 0x6C && nn == 0x6C)
-                    {
+                    if matches!((n, nn), (0x72 | 0x76, 0x65) | (0x6C, 0x6C)) {
                         pos += 3;
                         pc.add(pos);
                         continue;
