@@ -241,11 +241,16 @@ struct WordCache {
 }
 
 impl WordCache {
-    fn new(enabled: bool) -> WordCache {
+    fn new(enabled: bool, text_len: usize) -> WordCache {
+        let n = if enabled {
+            (text_len / 16).clamp(64, 1 << 16)
+        } else {
+            0
+        };
         WordCache {
             enabled,
-            words: vocab::StringTable::with_capacity(0, 0),
-            spans: Vec::new(),
+            words: vocab::StringTable::with_capacity(n, n * 8),
+            spans: Vec::with_capacity(n),
         }
     }
 
@@ -800,7 +805,7 @@ impl Tokenizer {
             out.extend(self.special.bos);
         }
         // Long texts repeat words: remember each word's tokens for the rest of the call.
-        let mut cache = WordCache::new(fast && text.len() >= 512);
+        let mut cache = WordCache::new(fast && text.len() >= 512, text.len());
         match &self.model {
             Model::Spm => {
                 let mut s = SpmScratch::default();
