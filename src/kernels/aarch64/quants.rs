@@ -1,5 +1,5 @@
 //! The integer dot kernels of both AArch64 tables, generic over [`I8Dot`]: how sixteen signed
-//! byte pairs are multiplied and added into four i32 lanes ([`Neon`]: `smull` + `sadalp`;
+//! byte pairs are multiplied and added into four i32 lanes ([`Neon`]: `smull` + `saddlp` + `addp`;
 //! `dotprod::Sdot`: one `sdot`).
 //!
 //! Every kernel computes the reference's integer partial sums exactly: weights are unpacked to
@@ -20,17 +20,17 @@ use crate::quant::blocks::KVALUES_IQ4NL;
 
 /// The instruction-set-dependent step of the integer kernels.
 pub(super) trait I8Dot {
-    /// `acc` plus the sixteen products `a[k]·b[k]`, spread over the four i32 lanes (which lane
-    /// gets which products is up to the implementation: callers only use the lane total).
-    /// Exact for all i8 inputs.
+    /// `acc` plus the sixteen products `a[k]·b[k]`: lane `l` gets the products of bytes
+    /// `4l..4l+4` (as `sdot`). Exact for all i8 inputs.
     ///
     /// # Safety
     /// The CPU has the features the implementation needs.
     unsafe fn dot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t;
 }
 
-/// Plain NEON: widening multiplies to i16 (exact: |a·b| ≤ 2^14) and pairwise-accumulating adds
-/// to i32.
+/// Plain NEON: widening multiplies to i16 (exact: |a·b| ≤ 2^14), then pairwise adds to i32 in
+/// the same arrangement as `sdot` (lane k gets the products of bytes `4k..4k+4`), so the NEON
+/// and dotprod tables give identical bits.
 pub(super) struct Neon;
 
 impl I8Dot for Neon {
@@ -40,7 +40,7 @@ impl I8Dot for Neon {
         unsafe {
             let lo = vmull_s8(vget_low_s8(a), vget_low_s8(b));
             let hi = vmull_high_s8(a, b);
-            vaddq_s32(acc, vaddq_s32(vpaddlq_s16(lo), vpaddlq_s16(hi)))
+            vaddq_s32(acc, vpaddq_s32(vpaddlq_s16(lo), vpaddlq_s16(hi)))
         }
     }
 }
