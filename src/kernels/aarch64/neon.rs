@@ -73,9 +73,11 @@ mod rows {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Helpers. All `#[inline(always)]`, only ever inlined into the `#[target_feature]` loops. The
-// register-only NEON intrinsics are safe to call (NEON is part of the AArch64 baseline); what
-// is unsafe is reading memory, whose contract is stated on each helper.
+// Helpers. All `#[inline(always)]`, only ever inlined into the `#[target_feature]` loops.
+// Helpers that only touch registers are safe (private) functions: NEON is in the baseline of
+// every hosted AArch64 target, and they are reached only from the kernels, which run only after
+// `aarch64::table` detected NEON. The ones that read memory are `unsafe fn`s whose contract is
+// stated on each.
 // ---------------------------------------------------------------------------------------------
 
 /// Loads 16 bytes.
@@ -276,7 +278,7 @@ unsafe fn dot_f16(w: *const u8, x: *const u8, n: usize) -> f32 {
 unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
     #[inline(always)]
     fn widen(v: uint8x16_t) -> (float32x4_t, float32x4_t) {
-        // SAFETY: register-only NEON intrinsics; NEON is part of the AArch64 baseline.
+        // SAFETY: register-only NEON intrinsics; NEON is present (see the helpers' section).
         unsafe {
             let v = vreinterpretq_u16_u8(v);
             (
@@ -329,7 +331,7 @@ unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
 /// Whether any of the `N` vectors holds a NaN.
 #[inline(always)]
 fn any_nan<const N: usize>(v: &[float32x4_t; N]) -> bool {
-    // SAFETY: register-only NEON intrinsics; NEON is part of the AArch64 baseline.
+    // SAFETY: register-only NEON intrinsics; NEON is present (see the helpers' section).
     unsafe {
         let mut ord = vdupq_n_u32(u32::MAX);
         for &v in v {
@@ -342,7 +344,7 @@ fn any_nan<const N: usize>(v: &[float32x4_t; N]) -> bool {
 /// The largest `|v|` over NaN-free vectors (0 if all are zero).
 #[inline(always)]
 fn abs_max<const N: usize>(v: &[float32x4_t; N]) -> f32 {
-    // SAFETY: register-only NEON intrinsics; NEON is part of the AArch64 baseline.
+    // SAFETY: register-only NEON intrinsics; NEON is present (see the helpers' section).
     unsafe {
         let mut m = vdupq_n_f32(0.0);
         for &v in v {
@@ -579,7 +581,7 @@ pub(super) mod convert {
         /// ggml's f32 → bf16 on four lanes of f32 bits.
         #[inline(always)]
         fn bf16x4(u: uint32x4_t) -> uint16x4_t {
-            // SAFETY: register-only NEON intrinsics; NEON is part of the AArch64 baseline.
+            // SAFETY: register-only NEON intrinsics; NEON is present (see the helpers' section).
             unsafe {
                 let abs = vandq_u32(u, vdupq_n_u32(0x7fff_ffff));
                 let nan = vcgtq_u32(abs, vdupq_n_u32(0x7f80_0000));

@@ -3,11 +3,16 @@
 //! `dotprod::Sdot`: one `sdot`).
 //!
 //! Every kernel computes the reference's integer partial sums exactly: weights are unpacked to
-//! signed bytes holding the element's exact integer value (or an unsigned value below 128 with
-//! the offset applied separately), each i8 × i8 product is exact in either [`I8Dot`], and the
-//! per-group sums are multiplied by their integer scales in i32 lanes, far from overflow for
-//! any block contents (at most 256 · 128 · 128 · 128 < 2^31 per super-block). Only the order in
-//! which the per-block float terms are added differs from the reference.
+//! signed bytes holding each element's exact integer value (for the formats with a min, the
+//! unsigned quant, the min term coming from the activation's `s` / `bsums`), each i8 × i8
+//! product is exact in either [`I8Dot`], and the per-group sums are multiplied by their integer
+//! scales in i32 lanes, far from overflow for any block contents (below 256 · 128 · 128 · 128 =
+//! 2^29 per super-block). Only the order in which the per-block float terms are added differs
+//! from the reference; and since both [`I8Dot`]s fill the same lanes, the NEON and dotprod
+//! tables give identical bits.
+//!
+//! Register-only helpers are safe private functions, as in `neon.rs`: NEON is present wherever
+//! they run (AArch64 baseline, and detected before a table is handed out).
 //!
 //! Block layouts (bytes): Q8_0 `d@0 qs@2` (34); Q8_1 `d@0 s@2 qs@4` (36); Q8_K `d:f32@0 qs@4
 //! bsums:i16[16]@260` (292). The weight layouts are given at each kernel.
@@ -36,7 +41,7 @@ pub(super) struct Neon;
 impl I8Dot for Neon {
     #[inline(always)]
     unsafe fn dot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
-        // SAFETY: register-only NEON intrinsics; NEON is part of the AArch64 baseline.
+        // SAFETY: register-only NEON intrinsics; NEON is present (module docs).
         unsafe {
             let lo = vmull_s8(vget_low_s8(a), vget_low_s8(b));
             let hi = vmull_high_s8(a, b);
@@ -70,14 +75,14 @@ fn bytes16(b: [u8; 16]) -> uint8x16_t {
 /// `[Σ a, Σ b, Σ c, Σ d]`: the lane totals of four vectors, in order.
 #[inline(always)]
 fn totals4(a: int32x4_t, b: int32x4_t, c: int32x4_t, d: int32x4_t) -> int32x4_t {
-    // SAFETY: register-only NEON intrinsics; NEON is part of the AArch64 baseline.
+    // SAFETY: register-only NEON intrinsics; NEON is present (module docs).
     unsafe { vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d)) }
 }
 
 /// Sixteen unsigned bytes widened to four vectors of four i32, in order.
 #[inline(always)]
 fn widen_u8(v: uint8x16_t) -> [int32x4_t; 4] {
-    // SAFETY: register-only NEON intrinsics; NEON is part of the AArch64 baseline.
+    // SAFETY: register-only NEON intrinsics; NEON is present (module docs).
     unsafe {
         let lo = vmovl_u8(vget_low_u8(v));
         let hi = vmovl_high_u8(v);
@@ -93,7 +98,7 @@ fn widen_u8(v: uint8x16_t) -> [int32x4_t; 4] {
 /// Sixteen signed bytes widened to four vectors of four i32, in order.
 #[inline(always)]
 fn widen_s8(v: int8x16_t) -> [int32x4_t; 4] {
-    // SAFETY: register-only NEON intrinsics; NEON is part of the AArch64 baseline.
+    // SAFETY: register-only NEON intrinsics; NEON is present (module docs).
     unsafe {
         let lo = vmovl_s8(vget_low_s8(v));
         let hi = vmovl_high_s8(v);
@@ -109,7 +114,7 @@ fn widen_s8(v: int8x16_t) -> [int32x4_t; 4] {
 /// Eight unsigned bytes widened to two vectors of four i32, in order.
 #[inline(always)]
 fn widen_u8x8(v: [u8; 8]) -> [int32x4_t; 2] {
-    // SAFETY: register-only NEON intrinsics; NEON is part of the AArch64 baseline.
+    // SAFETY: register-only NEON intrinsics; NEON is present (module docs).
     unsafe {
         let w = vmovl_u8(vcreate_u8(u64::from_le_bytes(v)));
         [
@@ -122,7 +127,7 @@ fn widen_u8x8(v: [u8; 8]) -> [int32x4_t; 2] {
 /// The 32 bits of `qh` as 32 byte masks: byte `j` of the pair is 0xFF if bit `j` is set.
 #[inline(always)]
 fn bits_to_masks(qh: u32) -> (uint8x16_t, uint8x16_t) {
-    // SAFETY: register-only NEON intrinsics; NEON is part of the AArch64 baseline.
+    // SAFETY: register-only NEON intrinsics; NEON is present (module docs).
     unsafe {
         let v = vreinterpretq_u8_u32(vdupq_n_u32(qh));
         let bit = vreinterpretq_u8_u64(vdupq_n_u64(0x8040_2010_0804_0201));
@@ -285,7 +290,7 @@ pub(super) unsafe fn dot_q8_0<D: I8Dot>(w: *const u8, x: *const u8, nb: usize) -
 /// The IQ4_NL grid as a `tbl` table.
 #[inline(always)]
 fn iq4nl_table() -> int8x16_t {
-    // SAFETY: register-only NEON intrinsics; NEON is part of the AArch64 baseline.
+    // SAFETY: register-only NEON intrinsics; NEON is present (module docs).
     unsafe { vreinterpretq_s8_u8(bytes16(KVALUES_IQ4NL.map(|v| v as u8))) }
 }
 
@@ -320,7 +325,7 @@ pub(super) unsafe fn dot_iq4_nl<D: I8Dot>(w: *const u8, x: *const u8, nb: usize)
 /// `Σ_k a[k]·b[k]` for eight i16 pairs, as i32 (exact: callers keep |a·b| < 2^26).
 #[inline(always)]
 fn dot_s16x8(a: int16x8_t, b: int16x8_t) -> i32 {
-    // SAFETY: register-only NEON intrinsics; NEON is part of the AArch64 baseline.
+    // SAFETY: register-only NEON intrinsics; NEON is present (module docs).
     unsafe {
         vaddvq_s32(vmlal_high_s16(
             vmull_s16(vget_low_s16(a), vget_low_s16(b)),
@@ -333,7 +338,7 @@ fn dot_s16x8(a: int16x8_t, b: int16x8_t) -> i32 {
 /// Shifts each byte right by `n` (a loop counter: constant after unrolling).
 #[inline(always)]
 fn shr_u8(v: uint8x16_t, n: i32) -> uint8x16_t {
-    // SAFETY: register-only NEON intrinsics; NEON is part of the AArch64 baseline.
+    // SAFETY: register-only NEON intrinsics; NEON is present (module docs).
     unsafe { vshlq_u8(v, vdupq_n_s8(-n as i8)) }
 }
 
