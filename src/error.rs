@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+pub use crate::generate::GenerateError;
 pub use crate::gguf::GgufError;
 pub use crate::model::ModelError;
 pub use crate::quant::QuantError;
@@ -32,6 +33,9 @@ pub enum Error {
     /// Sampler options or logits are invalid.
     #[error(transparent)]
     Sampling(#[from] SamplingError),
+    /// Generation options are invalid.
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
     /// Reading a file failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -160,3 +160,21 @@ fn process_wide_table_matches_llama_cpp_dots() {
         .unwrap();
     assert_eq!(a.to_bits(), b.to_bits());
 }
+
+#[test]
+fn kiln_isa_selects_the_table() {
+    let avail = kernels::available_isas();
+    assert_eq!(avail[0], kernels::Isa::Scalar);
+    let requested = std::env::var("KILN_ISA")
+        .ok()
+        .and_then(|v| kernels::Isa::from_name(&v));
+    match requested {
+        Some(isa) if avail.contains(&isa) => assert_eq!(kernels::isa(), isa),
+        // Unset, unknown or unavailable: the best available.
+        _ => assert_eq!(kernels::isa(), *avail.last().unwrap()),
+    }
+    for isa in kernels::Isa::ALL {
+        assert_eq!(kernels::Isa::from_name(isa.name()), Some(isa));
+        assert_eq!(Kernels::for_isa(isa).is_some(), avail.contains(&isa));
+    }
+}

@@ -289,20 +289,21 @@ pub fn vec_dot(w: GgmlType, n: usize, w_row: &[u8], x_row: &[u8]) -> Result<f32,
 /// Bytes of a row of `n` elements of `dtype`, or the error saying why `n` does not fit.
 pub(crate) fn row_bytes(dtype: GgmlType, n: usize) -> Result<usize, QuantError> {
     let block_size = dtype.block_size();
-    if !n.is_multiple_of(block_size) {
-        return Err(QuantError::RowLength {
-            dtype,
-            n,
-            block_size,
-        });
+    // Block sizes are powers of two (1, 32, 256): shift and mask, no division per call.
+    let (blocks, rest) = if block_size.is_power_of_two() {
+        (n >> block_size.trailing_zeros(), n & (block_size - 1))
+    } else {
+        (n / block_size, n % block_size)
+    };
+    let err = QuantError::RowLength {
+        dtype,
+        n,
+        block_size,
+    };
+    if rest != 0 {
+        return Err(err);
     }
-    (n / block_size)
-        .checked_mul(dtype.type_size())
-        .ok_or(QuantError::RowLength {
-            dtype,
-            n,
-            block_size,
-        })
+    blocks.checked_mul(dtype.type_size()).ok_or(err)
 }
 
 /// Checks that `buf_len` bytes is exactly a row of `n` elements of `dtype`.
@@ -427,11 +428,23 @@ fn copy_f32(x: &[f32], out: &mut [u8]) {
     }
 }
 
-/// Validates the arguments of a [`DotRowsFn`] and returns the number of blocks per row.
+/// `len / unit` when `len` is a whole number of `unit`s (`unit > 0`), without a division in
+/// the common one-row case.
+#[inline(always)]
+fn whole(len: usize, unit: usize) -> Option<usize> {
+    if len == unit {
+        return Some(1);
+    }
+    let q = len / unit;
+    (q * unit == len).then_some(q)
+}
+
+/// Validates the arguments of a [`DotRowsFn`] and returns `(blocks per row, weight rows,
+/// activation rows)`.
 ///
 /// Panics on a mismatch: callers inside the crate validate user input first, so a panic here
 /// is a bug in kiln, never a reaction to a file's contents.
-#[inline]
+#[inline(always)]
 #[track_caller]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn check_rows(
@@ -443,18 +456,16 @@ pub(crate) fn check_rows(
     out_stride: usize,
     w_block: usize,
     x_block: usize,
-) -> usize {
+) -> (usize, usize, usize) {
     assert!(
         w_row_bytes > 0 && w_row_bytes.is_multiple_of(w_block),
         "weight row of {w_row_bytes} bytes is not whole {w_block}-byte blocks"
     );
     let nb = w_row_bytes / w_block;
     assert_eq!(x_row_bytes, nb * x_block, "activation row size");
-    assert!(
-        w.len().is_multiple_of(w_row_bytes) && x.len().is_multiple_of(x_row_bytes),
-        "weights or activations are not whole rows"
-    );
-    let (rows, n_x) = (w.len() / w_row_bytes, x.len() / x_row_bytes);
+    let (Some(rows), Some(n_x)) = (whole(w.len(), w_row_bytes), whole(x.len(), x_row_bytes)) else {
+        panic!("weights or activations are not whole rows");
+    };
     assert!(
         out_stride >= n_x,
         "output stride {out_stride} < {n_x} activation rows"
@@ -465,7 +476,7 @@ pub(crate) fn check_rows(
         (rows - 1) * out_stride + n_x
     };
     assert!(out.len() >= needed, "output of {} < {needed}", out.len());
-    nb
+    (nb, rows, n_x)
 }
 
 /// Checks the arguments of a [`ConvertFn`]: whole `block`-element blocks of `block_bytes`
@@ -500,19 +511,35 @@ macro_rules! dot_rows_fns {
             out: &mut [f32],
             out_stride: usize,
         ) {
+            /// The loop, with the kernel inlined under the target features.
+            ///
+            /// # Safety
+            /// The features are available; `w` holds `rows` rows of `wrb` bytes, `x` `n_x`
+            /// rows of `xrb` bytes, each `nb` blocks.
             #[target_feature(enable = $feat)]
-            unsafe fn run(w: &[u8], wrb: usize, x: &[u8], xrb: usize, out: &mut [f32], os: usize, nb: usize) {
-                for (wrow, o) in w.chunks_exact(wrb).zip(out.chunks_mut(os)) {
-                    for (xrow, o) in x.chunks_exact(xrb).zip(o.iter_mut()) {
-                        // SAFETY: `wrow` holds `nb` weight blocks and `xrow` `nb` activation
-                        // blocks (`check_rows`); the features are enabled (caller's contract).
-                        *o = unsafe { $dot(wrow.as_ptr(), xrow.as_ptr(), nb) };
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn run(
+                w: &[u8],
+                wrb: usize,
+                x: &[u8],
+                xrb: usize,
+                out: &mut [f32],
+                os: usize,
+                (nb, rows, n_x): (usize, usize, usize),
+            ) {
+                for r in 0..rows {
+                    let o = &mut out[r * os..r * os + n_x];
+                    for (t, o) in o.iter_mut().enumerate() {
+                        // SAFETY: row `r` of `w` and row `t` of `x` are in bounds and hold
+                        // `nb` blocks each (caller's contract, from `check_rows`); the
+                        // features are enabled.
+                        *o = unsafe { $dot(w.as_ptr().add(r * wrb), x.as_ptr().add(t * xrb), nb) };
                     }
                 }
             }
-            let nb = $crate::kernels::check_rows(w, w_row_bytes, x, x_row_bytes, out, out_stride, $wb, $xb);
+            let dims = $crate::kernels::check_rows(w, w_row_bytes, x, x_row_bytes, out, out_stride, $wb, $xb);
             // SAFETY: lengths checked above; the caller guarantees the CPU features.
-            unsafe { run(w, w_row_bytes, x, x_row_bytes, out, out_stride, nb) }
+            unsafe { run(w, w_row_bytes, x, x_row_bytes, out, out_stride, dims) }
         }
     )*};
 }

@@ -211,27 +211,44 @@ unsafe fn mul_i8_pairs(a: __m256i, b: __m256i) -> __m256i {
     unsafe { _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a)) }
 }
 
-/// Runs `body(block, acc)` for blocks `0..nb` with four independent accumulators (so the FMA
-/// latency is hidden), then adds them.
-#[inline(always)]
-fn four_accumulators(nb: usize, mut body: impl FnMut(usize, __m256) -> __m256) -> __m256 {
-    // SAFETY: register-only intrinsics; this helper is only inlined into AVX2 code.
-    let zero = unsafe { _mm256_setzero_ps() };
-    let (mut a0, mut a1, mut a2, mut a3) = (zero, zero, zero, zero);
-    let mut i = 0;
-    while i + 4 <= nb {
-        a0 = body(i, a0);
-        a1 = body(i + 1, a1);
-        a2 = body(i + 2, a2);
-        a3 = body(i + 3, a3);
-        i += 4;
-    }
-    while i < nb {
-        a0 = body(i, a0);
-        i += 1;
-    }
-    // SAFETY: as above.
-    unsafe { _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)) }
+/// Runs `body` for blocks `0..nb` with four independent accumulators (so the FMA latency is
+/// hidden), then adds them: `four_accumulators!(nb, |i, acc| body)` where `body` returns the
+/// new accumulator. A macro rather than a closure so the body is always inlined into the
+/// `#[target_feature]` loop.
+macro_rules! four_accumulators {
+    ($nb:expr, |$i:ident, $acc:ident| $body:expr) => {{
+        let nb = $nb;
+        let zero = _mm256_setzero_ps();
+        let (mut a0, mut a1, mut a2, mut a3) = (zero, zero, zero, zero);
+        let mut i = 0;
+        while i + 4 <= nb {
+            a0 = {
+                let ($i, $acc) = (i, a0);
+                $body
+            };
+            a1 = {
+                let ($i, $acc) = (i + 1, a1);
+                $body
+            };
+            a2 = {
+                let ($i, $acc) = (i + 2, a2);
+                $body
+            };
+            a3 = {
+                let ($i, $acc) = (i + 3, a3);
+                $body
+            };
+            i += 4;
+        }
+        while i < nb {
+            a0 = {
+                let ($i, $acc) = (i, a0);
+                $body
+            };
+            i += 1;
+        }
+        _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))
+    }};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -243,7 +260,7 @@ fn four_accumulators(nb: usize, mut body: impl FnMut(usize, __m256) -> __m256) -
 /// # Safety
 /// `w`, `x` readable for `4 n` bytes; AVX2 + FMA available.
 #[inline(always)]
-unsafe fn dot_f32(w: *const u8, x: *const u8, n: usize) -> f32 {
+pub(super) unsafe fn dot_f32(w: *const u8, x: *const u8, n: usize) -> f32 {
     // SAFETY: every load is inside the `4 n` bytes (caller's contract).
     unsafe {
         let (w, x) = (w.cast::<f32>(), x.cast::<f32>());
@@ -275,7 +292,7 @@ unsafe fn dot_f32(w: *const u8, x: *const u8, n: usize) -> f32 {
 /// # Safety
 /// `w`, `x` readable for `2 n` bytes; AVX2, FMA, F16C available.
 #[inline(always)]
-unsafe fn dot_f16(w: *const u8, x: *const u8, n: usize) -> f32 {
+pub(super) unsafe fn dot_f16(w: *const u8, x: *const u8, n: usize) -> f32 {
     // SAFETY: every load is inside the `2 n` bytes (caller's contract).
     unsafe {
         let mut acc = [_mm256_setzero_ps(); 4];
@@ -311,7 +328,7 @@ unsafe fn dot_f16(w: *const u8, x: *const u8, n: usize) -> f32 {
 /// # Safety
 /// `w`, `x` readable for `2 n` bytes; AVX2 + FMA available.
 #[inline(always)]
-unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
+pub(super) unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
     // SAFETY: every load is inside the `2 n` bytes (caller's contract).
     unsafe {
         let hi = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
@@ -352,12 +369,12 @@ unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
 /// # Safety
 /// `w`: `nb` Q4_0 blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
 #[inline(always)]
-unsafe fn dot_q4_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
+pub(super) unsafe fn dot_q4_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
     // SAFETY: block `i` of `w` is bytes `18 i ..18 i + 18`, of `x` `34 i .. 34 i + 34`; all
     // loads stay inside them.
     unsafe {
         let eight = _mm256_set1_epi8(8);
-        let acc = four_accumulators(nb, |i, acc| {
+        let acc = four_accumulators!(nb, |i, acc| {
             let (wb, xb) = (w.add(18 * i), x.add(34 * i));
             let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), f16x2(xb)));
             let q = nibbles32(wb.add(2));
@@ -375,11 +392,11 @@ unsafe fn dot_q4_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
 /// # Safety
 /// `w`: `nb` Q4_1 blocks, `x`: `nb` Q8_1 blocks; AVX2, FMA, F16C available.
 #[inline(always)]
-unsafe fn dot_q4_1(w: *const u8, x: *const u8, nb: usize) -> f32 {
+pub(super) unsafe fn dot_q4_1(w: *const u8, x: *const u8, nb: usize) -> f32 {
     // SAFETY: block `i` of `w` is bytes `20 i ..`, of `x` `36 i ..`; loads stay inside.
     unsafe {
         let mut summs = _mm_setzero_ps();
-        let acc = four_accumulators(nb, |i, acc| {
+        let acc = four_accumulators!(nb, |i, acc| {
             let (wb, xb) = (w.add(20 * i), x.add(36 * i));
             // [d_w d_x, m_w s_x]
             let dm = _mm_mul_ps(f16x2(wb), f16x2(xb));
@@ -398,11 +415,11 @@ unsafe fn dot_q4_1(w: *const u8, x: *const u8, nb: usize) -> f32 {
 /// # Safety
 /// `w`: `nb` Q5_0 blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
 #[inline(always)]
-unsafe fn dot_q5_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
+pub(super) unsafe fn dot_q5_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
     // SAFETY: block `i` of `w` is bytes `22 i ..`, of `x` `34 i ..`; loads stay inside.
     unsafe {
         let sixteen = _mm256_set1_epi8(16);
-        let acc = four_accumulators(nb, |i, acc| {
+        let acc = four_accumulators!(nb, |i, acc| {
             let (wb, xb) = (w.add(22 * i), x.add(34 * i));
             let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), f16x2(xb)));
             let qh = wb.add(2).cast::<u32>().read_unaligned();
@@ -422,12 +439,12 @@ unsafe fn dot_q5_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
 /// # Safety
 /// `w`: `nb` Q5_1 blocks, `x`: `nb` Q8_1 blocks; AVX2, FMA, F16C available.
 #[inline(always)]
-unsafe fn dot_q5_1(w: *const u8, x: *const u8, nb: usize) -> f32 {
+pub(super) unsafe fn dot_q5_1(w: *const u8, x: *const u8, nb: usize) -> f32 {
     // SAFETY: block `i` of `w` is bytes `24 i ..`, of `x` `36 i ..`; loads stay inside.
     unsafe {
         let sixteen = _mm256_set1_epi8(16);
         let mut summs = _mm_setzero_ps();
-        let acc = four_accumulators(nb, |i, acc| {
+        let acc = four_accumulators!(nb, |i, acc| {
             let (wb, xb) = (w.add(24 * i), x.add(36 * i));
             let dm = _mm_mul_ps(f16x2(wb), f16x2(xb));
             summs = _mm_add_ps(summs, dm);
@@ -447,10 +464,10 @@ unsafe fn dot_q5_1(w: *const u8, x: *const u8, nb: usize) -> f32 {
 /// # Safety
 /// `w`, `x`: `nb` Q8_0 blocks each; AVX2, FMA, F16C available.
 #[inline(always)]
-unsafe fn dot_q8_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
+pub(super) unsafe fn dot_q8_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
     // SAFETY: block `i` of both is bytes `34 i .. 34 i + 34`; loads stay inside.
     unsafe {
-        let acc = four_accumulators(nb, |i, acc| {
+        let acc = four_accumulators!(nb, |i, acc| {
             let (wb, xb) = (w.add(34 * i), x.add(34 * i));
             let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), f16x2(xb)));
             let p = mul_i8_pairs(load32(wb.add(2)), load32(xb.add(2)));
@@ -476,11 +493,11 @@ unsafe fn iq4nl_table() -> __m256i {
 /// # Safety
 /// `w`: `nb` IQ4_NL blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
 #[inline(always)]
-unsafe fn dot_iq4_nl(w: *const u8, x: *const u8, nb: usize) -> f32 {
+pub(super) unsafe fn dot_iq4_nl(w: *const u8, x: *const u8, nb: usize) -> f32 {
     // SAFETY: block `i` of `w` is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
     unsafe {
         let table = iq4nl_table();
-        let acc = four_accumulators(nb, |i, acc| {
+        let acc = four_accumulators!(nb, |i, acc| {
             let (wb, xb) = (w.add(18 * i), x.add(34 * i));
             let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), f16x2(xb)));
             let q = _mm256_shuffle_epi8(table, nibbles32(wb.add(2)));

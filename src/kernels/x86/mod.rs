@@ -7,6 +7,7 @@
 use super::{Isa, Kernels};
 
 mod avx2;
+mod avx512;
 
 /// AVX2 with FMA and F16C (every AVX2 CPU kiln targets has all three).
 fn has_avx2() -> bool {
@@ -27,6 +28,10 @@ fn has_avx512() -> bool {
 pub(super) fn table(isa: Isa) -> Option<&'static Kernels> {
     match isa {
         Isa::Avx2 if has_avx2() => Some(&avx2::AVX2),
+        Isa::Avx512 if has_avx512() => Some(&avx512::AVX512),
+        Isa::Avx512Vnni if has_avx512() && is_x86_feature_detected!("avx512vnni") => {
+            Some(&avx512::AVX512_VNNI)
+        }
         _ => None,
     }
 }

@@ -1,0 +1,231 @@
+//! Kernel benchmarks (criterion; short measurement times, the machine is shared).
+//!
+//! Groups (filter with `cargo bench --bench kernels -- <group>/`):
+//! - `dot/<type>/<isa>`: one weight row × one activation row of 4096 elements, both in cache;
+//!   throughput in elements (weights) per second, for every type and every ISA this CPU has.
+//! - `dot_bytes/<type>/<isa>`: the same, reported as weight bytes per second.
+//! - `quantize/<act>/<isa>`: the activation quantizers, f32 elements per second.
+//! - `matvec/<rows>x<cols>/<type>/t<threads>`: `matmul` with one token at the shapes of the
+//!   real models (SmolLM2-135M: 576/1536, vocab 49152; Gemma-3-270M: 640/2048, vocab 262144),
+//!   with the process-wide ISA on a 1- and a 2-thread rayon pool; weight bytes per second.
+//! - `membw/t<threads>`: reading a 256 MiB buffer, bytes per second (the ceiling for
+//!   matrices that do not fit in cache).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use kiln::GgmlType;
+use kiln::kernels::{self, Kernels, MatMulScratch, QMatrix};
+
+/// splitmix64.
+struct Rng(u64);
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn f32(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+const TYPES: [GgmlType; 15] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+    GgmlType::IQ4_NL,
+    GgmlType::IQ4_XS,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::F32,
+];
+
+/// A realistic quantized matrix: random f32 weights quantized with the reference quantizer.
+fn quantized(t: GgmlType, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
+    let rb = t.bytes_for(cols as u64).unwrap() as usize;
+    let mut out = vec![0u8; rows * rb];
+    let mut row = vec![0.0f32; cols];
+    for o in out.chunks_exact_mut(rb) {
+        row.iter_mut().for_each(|v| *v = rng.f32() * 0.05);
+        kiln::quant::quantize_row_ref(t, &row, o).unwrap();
+    }
+    out
+}
+
+fn bench_dot(c: &mut Criterion) {
+    const N: usize = 4096;
+    let mut rng = Rng(1);
+    let x: Vec<f32> = (0..N).map(|_| rng.f32()).collect();
+    for (group, bytes) in [("dot", false), ("dot_bytes", true)] {
+        let mut g = c.benchmark_group(group);
+        for t in TYPES {
+            let w = quantized(t, 1, N, &mut rng);
+            let act = kernels::vec_dot_type(t);
+            g.throughput(if bytes {
+                Throughput::Bytes(w.len() as u64)
+            } else {
+                Throughput::Elements(N as u64)
+            });
+            for isa in kernels::available_isas() {
+                let k = Kernels::for_isa(isa).unwrap();
+                let mut xq = vec![0u8; act.bytes_for(N as u64).unwrap() as usize];
+                k.quantize_row_act(act, &x, &mut xq).unwrap();
+                g.bench_function(BenchmarkId::new(format!("{t:?}"), isa), |b| {
+                    b.iter(|| k.vec_dot(t, N, black_box(&w), black_box(&xq)).unwrap())
+                });
+            }
+        }
+        g.finish();
+    }
+}
+
+fn bench_quantize(c: &mut Criterion) {
+    const N: usize = 4096;
+    let mut rng = Rng(2);
+    let x: Vec<f32> = (0..N).map(|_| rng.f32()).collect();
+    let mut g = c.benchmark_group("quantize");
+    g.throughput(Throughput::Elements(N as u64));
+    for act in [
+        GgmlType::Q8_0,
+        GgmlType::Q8_1,
+        GgmlType::Q8_K,
+        GgmlType::F16,
+        GgmlType::BF16,
+    ] {
+        let mut out = vec![0u8; act.bytes_for(N as u64).unwrap() as usize];
+        for isa in kernels::available_isas() {
+            let k = Kernels::for_isa(isa).unwrap();
+            g.bench_function(BenchmarkId::new(format!("{act:?}"), isa), |b| {
+                b.iter(|| k.quantize_row_act(act, black_box(&x), &mut out).unwrap())
+            });
+        }
+    }
+    g.finish();
+}
+
+fn bench_matvec(c: &mut Criterion) {
+    // (rows, cols, types): the matrices of SmolLM2-135M (Q4_1, Q8_0 embeddings/output) and
+    // Gemma-3-270M Q4_K_M (Q5_0, Q4_K, Q6_K, Q8_0).
+    let shapes: &[(usize, usize, &[GgmlType])] = &[
+        (576, 1536, &[GgmlType::Q4_1, GgmlType::Q8_0]),
+        (1536, 576, &[GgmlType::Q4_1, GgmlType::Q8_0]),
+        (
+            640,
+            2048,
+            &[
+                GgmlType::Q4_K,
+                GgmlType::Q6_K,
+                GgmlType::Q5_0,
+                GgmlType::Q8_0,
+            ],
+        ),
+        (
+            2048,
+            640,
+            &[
+                GgmlType::Q4_K,
+                GgmlType::Q6_K,
+                GgmlType::Q5_0,
+                GgmlType::Q8_0,
+            ],
+        ),
+        (49152, 576, &[GgmlType::Q8_0]),
+        (262144, 640, &[GgmlType::Q8_0]),
+    ];
+    let pools: Vec<(usize, rayon::ThreadPool)> = [1, 2]
+        .into_iter()
+        .map(|t| {
+            (
+                t,
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let mut rng = Rng(3);
+    let mut g = c.benchmark_group("matvec");
+    for &(rows, cols, types) in shapes {
+        let x: Vec<f32> = (0..cols).map(|_| rng.f32()).collect();
+        let mut out = vec![0.0f32; rows];
+        for &t in types {
+            let data = quantized(t, rows, cols, &mut rng);
+            let w = QMatrix::new(t, rows, cols, &data).unwrap();
+            g.throughput(Throughput::Bytes(data.len() as u64));
+            for (threads, pool) in &pools {
+                let mut scratch = MatMulScratch::new();
+                g.bench_function(
+                    BenchmarkId::new(format!("{rows}x{cols}/{t:?}"), format!("t{threads}")),
+                    |b| {
+                        pool.install(|| {
+                            b.iter(|| {
+                                kernels::matmul(&w, black_box(&x), 1, &mut out, &mut scratch)
+                                    .unwrap()
+                            })
+                        })
+                    },
+                );
+            }
+        }
+    }
+    g.finish();
+}
+
+fn bench_membw(c: &mut Criterion) {
+    const BYTES: usize = 256 << 20;
+    let buf: Vec<u64> = (0..BYTES / 8).map(|i| i as u64).collect();
+    let mut g = c.benchmark_group("membw");
+    g.throughput(Throughput::Bytes(BYTES as u64));
+    for threads in [1usize, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        g.bench_function(BenchmarkId::from_parameter(format!("t{threads}")), |b| {
+            pool.install(|| {
+                b.iter(|| {
+                    use rayon::prelude::*;
+                    black_box(&buf)
+                        .par_chunks(BYTES / 8 / threads / 16)
+                        .map(|c| {
+                            let mut s = [0u64; 4];
+                            for q in c.chunks_exact(4) {
+                                for k in 0..4 {
+                                    s[k] = s[k].wrapping_add(q[k]);
+                                }
+                            }
+                            s[0] ^ s[1] ^ s[2] ^ s[3]
+                        })
+                        .reduce(|| 0, |a, b| a ^ b)
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(800))
+        .sample_size(10)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_dot, bench_quantize, bench_matvec, bench_membw
+}
+criterion_main!(benches);

@@ -1,0 +1,1035 @@
+//! AVX-512 kernels (F, BW, VL; with or without VNNI), using the full 512-bit width: the
+//! 32-element formats two blocks per register, the K-quants whole super-blocks.
+//!
+//! Each per-row kernel is generic over `VNNI`: with it, byte products are summed with
+//! `vpdpbusd` (u8 × i8, four products per i32 lane, never saturating) and word products with
+//! `vpdpwssd`; without it, with `vpmaddubsw` + `vpmaddwd` under the same exactness conditions
+//! as the AVX2 kernels. Signed × signed byte products use an offset with VNNI
+//! (`Σ (a+128) b − 128 Σ b`, exact for every input) and `|a| × ±b` without.
+//!
+//! Two tables, [`AVX512`] and [`AVX512_VNNI`], each wrapping the kernels in row loops compiled
+//! with the matching `#[target_feature]` set; handed out only after the features were detected
+//! (`x86::table`). The activation converters are the AVX2 ones (AVX-512 CPUs have AVX2).
+//! Leftover blocks that do not fill a 512-bit register are done with the AVX2 kernels.
+
+use std::arch::x86_64::*;
+
+use super::avx2;
+use crate::kernels::{Isa, Kernels, dot_rows_fns};
+use crate::quant::blocks::KVALUES_IQ4NL;
+
+/// AVX-512 F/BW/VL without VNNI.
+pub(in crate::kernels) static AVX512: Kernels = Kernels {
+    isa: Isa::Avx512,
+    f32: plain::f32,
+    f16: plain::f16,
+    bf16: plain::bf16,
+    q4_0: plain::q4_0,
+    q4_1: plain::q4_1,
+    q5_0: plain::q5_0,
+    q5_1: plain::q5_1,
+    q8_0: plain::q8_0,
+    q2_k: plain::q2_k,
+    q3_k: plain::q3_k,
+    q4_k: plain::q4_k,
+    q5_k: plain::q5_k,
+    q6_k: plain::q6_k,
+    iq4_nl: plain::iq4_nl,
+    iq4_xs: plain::iq4_xs,
+    quantize_q8_0: avx2::AVX2.quantize_q8_0,
+    quantize_q8_1: avx2::AVX2.quantize_q8_1,
+    quantize_q8_k: avx2::AVX2.quantize_q8_k,
+    to_f16: avx2::AVX2.to_f16,
+    to_bf16: avx2::AVX2.to_bf16,
+};
+
+/// AVX-512 F/BW/VL with VNNI.
+pub(in crate::kernels) static AVX512_VNNI: Kernels = Kernels {
+    isa: Isa::Avx512Vnni,
+    f32: vnni::f32,
+    f16: vnni::f16,
+    bf16: vnni::bf16,
+    q4_0: vnni::q4_0,
+    q4_1: vnni::q4_1,
+    q5_0: vnni::q5_0,
+    q5_1: vnni::q5_1,
+    q8_0: vnni::q8_0,
+    q2_k: vnni::q2_k,
+    q3_k: vnni::q3_k,
+    q4_k: vnni::q4_k,
+    q5_k: vnni::q5_k,
+    q6_k: vnni::q6_k,
+    iq4_nl: vnni::iq4_nl,
+    iq4_xs: vnni::iq4_xs,
+    quantize_q8_0: avx2::AVX2.quantize_q8_0,
+    quantize_q8_1: avx2::AVX2.quantize_q8_1,
+    quantize_q8_k: avx2::AVX2.quantize_q8_k,
+    to_f16: avx2::AVX2.to_f16,
+    to_bf16: avx2::AVX2.to_bf16,
+};
+
+mod plain {
+    use super::*;
+    dot_rows_fns! {
+        features = "avx512f,avx512bw,avx512vl,avx2,fma,f16c";
+        f32: dot_f32, 4, 4;
+        f16: dot_f16, 2, 2;
+        bf16: dot_bf16, 2, 2;
+        q4_0: dot_q4_0::<false>, 18, 34;
+        q4_1: dot_q4_1::<false>, 20, 36;
+        q5_0: dot_q5_0::<false>, 22, 34;
+        q5_1: dot_q5_1::<false>, 24, 36;
+        q8_0: dot_q8_0::<false>, 34, 34;
+        q2_k: dot_q2_k::<false>, 84, 292;
+        q3_k: dot_q3_k::<false>, 110, 292;
+        q4_k: dot_q4_k::<false>, 144, 292;
+        q5_k: dot_q5_k::<false>, 176, 292;
+        q6_k: dot_q6_k::<false>, 210, 292;
+        iq4_nl: dot_iq4_nl::<false>, 18, 34;
+        iq4_xs: dot_iq4_xs::<false>, 136, 292;
+    }
+}
+
+mod vnni {
+    use super::*;
+    dot_rows_fns! {
+        features = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c";
+        f32: dot_f32, 4, 4;
+        f16: dot_f16, 2, 2;
+        bf16: dot_bf16, 2, 2;
+        q4_0: dot_q4_0::<true>, 18, 34;
+        q4_1: dot_q4_1::<true>, 20, 36;
+        q5_0: dot_q5_0::<true>, 22, 34;
+        q5_1: dot_q5_1::<true>, 24, 36;
+        q8_0: dot_q8_0::<true>, 34, 34;
+        q2_k: dot_q2_k::<true>, 84, 292;
+        q3_k: dot_q3_k::<true>, 110, 292;
+        q4_k: dot_q4_k::<true>, 144, 292;
+        q5_k: dot_q5_k::<true>, 176, 292;
+        q6_k: dot_q6_k::<true>, 210, 292;
+        iq4_nl: dot_iq4_nl::<true>, 18, 34;
+        iq4_xs: dot_iq4_xs::<true>, 136, 292;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers (`#[inline(always)]`, inlined only into the `#[target_feature]` loops). Their
+// `# Safety` everywhere: the CPU has AVX-512 F/BW/VL, AVX2, FMA, F16C (and VNNI when `VNNI`),
+// and pointers are readable for the bytes loaded.
+// ---------------------------------------------------------------------------------------------
+
+/// Loads 64 bytes.
+///
+/// # Safety
+/// `p` readable for 64 bytes; AVX-512F.
+#[inline(always)]
+unsafe fn load64(p: *const u8) -> __m512i {
+    // SAFETY: caller's contract; unaligned load.
+    unsafe { _mm512_loadu_si512(p.cast()) }
+}
+
+/// Loads 32 bytes.
+///
+/// # Safety
+/// `p` readable for 32 bytes; AVX.
+#[inline(always)]
+unsafe fn load32(p: *const u8) -> __m256i {
+    // SAFETY: caller's contract; unaligned load.
+    unsafe { _mm256_loadu_si256(p.cast()) }
+}
+
+/// Loads 16 bytes.
+///
+/// # Safety
+/// `p` readable for 16 bytes; SSE2.
+#[inline(always)]
+unsafe fn load16(p: *const u8) -> __m128i {
+    // SAFETY: caller's contract; unaligned load.
+    unsafe { _mm_loadu_si128(p.cast()) }
+}
+
+/// Two 32-byte rows as one register: `[a, b]`.
+///
+/// # Safety
+/// `a`, `b` readable for 32 bytes; AVX-512F.
+#[inline(always)]
+unsafe fn load2x32(a: *const u8, b: *const u8) -> __m512i {
+    // SAFETY: caller's contract.
+    unsafe { _mm512_inserti64x4(_mm512_castsi256_si512(load32(a)), load32(b), 1) }
+}
+
+/// Reads a little-endian u16.
+///
+/// # Safety
+/// `p` readable for 2 bytes.
+#[inline(always)]
+unsafe fn rd16(p: *const u8) -> i16 {
+    // SAFETY: caller's contract.
+    unsafe { p.cast::<i16>().read_unaligned() }
+}
+
+/// The four f32 `f16(w_i) * f16(x_i)` for blocks `i = 0..4` with the f16 at `w + i * ws` and
+/// `x + i * xs`.
+///
+/// # Safety
+/// The eight f16 readable; F16C.
+#[inline(always)]
+unsafe fn scales4(w: *const u8, ws: usize, x: *const u8, xs: usize) -> __m128 {
+    // SAFETY: caller's contract.
+    unsafe {
+        let h = _mm_setr_epi16(
+            rd16(w),
+            rd16(w.add(ws)),
+            rd16(w.add(2 * ws)),
+            rd16(w.add(3 * ws)),
+            rd16(x),
+            rd16(x.add(xs)),
+            rd16(x.add(2 * xs)),
+            rd16(x.add(3 * xs)),
+        );
+        let f = _mm256_cvtph_ps(h);
+        _mm_mul_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1))
+    }
+}
+
+/// Spreads lanes `2k` and `2k + 1` of `d` to the low and high 256-bit halves.
+///
+/// # Safety
+/// AVX-512F.
+#[inline(always)]
+unsafe fn spread2(d: __m128, k: i32) -> __m512 {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let idx = _mm512_setr_epi32(
+            2 * k,
+            2 * k,
+            2 * k,
+            2 * k,
+            2 * k,
+            2 * k,
+            2 * k,
+            2 * k,
+            2 * k + 1,
+            2 * k + 1,
+            2 * k + 1,
+            2 * k + 1,
+            2 * k + 1,
+            2 * k + 1,
+            2 * k + 1,
+            2 * k + 1,
+        );
+        _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d))
+    }
+}
+
+/// The nibbles of two 32-element blocks (16 bytes at `a`, 16 at `b`) as 64 bytes in element
+/// order: `[a low nibbles, a high nibbles, b low, b high]`, each 0..=15.
+///
+/// # Safety
+/// `a`, `b` readable for 16 bytes; AVX-512F/BW.
+#[inline(always)]
+unsafe fn nibbles2(a: *const u8, b: *const u8) -> __m512i {
+    // SAFETY: caller's contract.
+    unsafe {
+        let t = _mm256_inserti128_si256(_mm256_castsi128_si256(load16(a)), load16(b), 1);
+        let z = _mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1);
+        let z = _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+        // [a.lo, b.lo, a.hi, b.hi] -> [a.lo, a.hi, b.lo, b.hi]
+        _mm512_shuffle_i64x2(z, z, 0b11_01_10_00)
+    }
+}
+
+/// Σ over each 4 bytes of `a[i] b[i]`, `a` unsigned, `b` signed, as i32 lanes. Exact with VNNI;
+/// without, exact when every pair sum `a[2k] b[2k] + a[2k+1] b[2k+1]` fits in i16.
+///
+/// # Safety
+/// AVX-512BW (+VNNI when `VNNI`).
+#[inline(always)]
+unsafe fn dot_u8<const VNNI: bool>(a: __m512i, b: __m512i) -> __m512i {
+    // SAFETY: register-only intrinsics; VNNI only used when the caller enabled it.
+    unsafe {
+        if VNNI {
+            _mm512_dpbusd_epi32(_mm512_setzero_si512(), a, b)
+        } else {
+            _mm512_madd_epi16(_mm512_maddubs_epi16(a, b), _mm512_set1_epi16(1))
+        }
+    }
+}
+
+/// `dot_u8(a, b) − dot_u8(off, b)`: Σ (a − off) b for unsigned `a`, `off` (a constant).
+/// Without VNNI exact when `2 · max(a, off) · 128 ≤ 32767`.
+///
+/// # Safety
+/// AVX-512BW (+VNNI when `VNNI`).
+#[inline(always)]
+unsafe fn dot_u8_off<const VNNI: bool>(a: __m512i, off: __m512i, b: __m512i) -> __m512i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        if VNNI {
+            let z = _mm512_setzero_si512();
+            _mm512_sub_epi32(_mm512_dpbusd_epi32(z, a, b), _mm512_dpbusd_epi32(z, off, b))
+        } else {
+            let p = _mm512_sub_epi16(_mm512_maddubs_epi16(a, b), _mm512_maddubs_epi16(off, b));
+            _mm512_madd_epi16(p, _mm512_set1_epi16(1))
+        }
+    }
+}
+
+/// Σ over each 4 bytes of `a[i] b[i]` for signed `a` and `b`. With VNNI exact for all inputs
+/// (`Σ (a ^ 0x80) b − 128 Σ b`); without, exact when `b` has no −128.
+///
+/// # Safety
+/// AVX-512BW (+VNNI when `VNNI`).
+#[inline(always)]
+unsafe fn dot_i8<const VNNI: bool>(a: __m512i, b: __m512i) -> __m512i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let k80 = _mm512_set1_epi8(-128);
+        if VNNI {
+            dot_u8_off::<true>(_mm512_xor_si512(a, k80), k80, b)
+        } else {
+            let neg = _mm512_movepi8_mask(a);
+            let sb = _mm512_mask_sub_epi8(b, neg, _mm512_setzero_si512(), b);
+            let p = _mm512_maddubs_epi16(_mm512_abs_epi8(a), sb);
+            _mm512_madd_epi16(p, _mm512_set1_epi16(1))
+        }
+    }
+}
+
+/// `acc + Σ pairs of p16[i] s16[i]` (i16 × i16 → i32), exact.
+///
+/// # Safety
+/// AVX-512BW (+VNNI when `VNNI`).
+#[inline(always)]
+unsafe fn mac16<const VNNI: bool>(acc: __m512i, p16: __m512i, s16: __m512i) -> __m512i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        if VNNI {
+            _mm512_dpwssd_epi32(acc, p16, s16)
+        } else {
+            _mm512_add_epi32(acc, _mm512_madd_epi16(p16, s16))
+        }
+    }
+}
+
+/// The legacy-format driver: `body(i, d)` returns the i32 lane sums of blocks `i` and `i + 1`
+/// (block `i` in the low 256 bits); `d` holds the block scale products. Blocks left over
+/// (fewer than four) are done by the AVX2 kernel `$tail`.
+macro_rules! legacy_loop {
+    ($w:expr, $x:expr, $nb:expr, $ws:expr, $xs:expr, $woff_d:expr, $xoff_d:expr,
+     $tail:path, |$i:ident| $body:expr) => {{
+        let (w, x, nb) = ($w, $x, $nb);
+        let mut acc0 = _mm512_setzero_ps();
+        let mut acc1 = _mm512_setzero_ps();
+        let mut i = 0;
+        while i + 4 <= nb {
+            let d = scales4(w.add($ws * i + $woff_d), $ws, x.add($xs * i + $xoff_d), $xs);
+            let s0 = {
+                let $i = i;
+                $body
+            };
+            let s1 = {
+                let $i = i + 2;
+                $body
+            };
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), spread2(d, 0), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), spread2(d, 1), acc1);
+            i += 4;
+        }
+        let tail = if i < nb {
+            $tail(w.add($ws * i), x.add($xs * i), nb - i)
+        } else {
+            0.0
+        };
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail
+    }};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float rows.
+// ---------------------------------------------------------------------------------------------
+
+/// f32 · f32 over `n` elements.
+///
+/// # Safety
+/// `w`, `x` readable for `4 n` bytes; AVX-512F, FMA.
+#[inline(always)]
+unsafe fn dot_f32(w: *const u8, x: *const u8, n: usize) -> f32 {
+    // SAFETY: every load is inside the `4 n` bytes.
+    unsafe {
+        let (wf, xf) = (w.cast::<f32>(), x.cast::<f32>());
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 64 <= n {
+            for (u, a) in acc.iter_mut().enumerate() {
+                let o = i + 16 * u;
+                *a = _mm512_fmadd_ps(_mm512_loadu_ps(wf.add(o)), _mm512_loadu_ps(xf.add(o)), *a);
+            }
+            i += 64;
+        }
+        let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+        _mm512_reduce_add_ps(s)
+            + (if i < n {
+                avx2::dot_f32(w.add(4 * i), x.add(4 * i), n - i)
+            } else {
+                0.0
+            })
+    }
+}
+
+/// f16 · f16 over `n` elements.
+///
+/// # Safety
+/// `w`, `x` readable for `2 n` bytes; AVX-512F, FMA, F16C.
+#[inline(always)]
+unsafe fn dot_f16(w: *const u8, x: *const u8, n: usize) -> f32 {
+    // SAFETY: every load is inside the `2 n` bytes.
+    unsafe {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 64 <= n {
+            for (u, a) in acc.iter_mut().enumerate() {
+                let o = 2 * (i + 16 * u);
+                let wv = _mm512_cvtph_ps(load32(w.add(o)));
+                let xv = _mm512_cvtph_ps(load32(x.add(o)));
+                *a = _mm512_fmadd_ps(wv, xv, *a);
+            }
+            i += 64;
+        }
+        let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+        _mm512_reduce_add_ps(s)
+            + (if i < n {
+                avx2::dot_f16(w.add(2 * i), x.add(2 * i), n - i)
+            } else {
+                0.0
+            })
+    }
+}
+
+/// bf16 · bf16 over `n` elements (even/odd halves of 32-bit lanes, as the AVX2 kernel).
+///
+/// # Safety
+/// `w`, `x` readable for `2 n` bytes; AVX-512F, FMA.
+#[inline(always)]
+unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
+    // SAFETY: every load is inside the `2 n` bytes.
+    unsafe {
+        let hi = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 64 <= n {
+            for u in 0..2 {
+                let o = 2 * (i + 32 * u);
+                let wv = load64(w.add(o));
+                let xv = load64(x.add(o));
+                let we = _mm512_castsi512_ps(_mm512_slli_epi32(wv, 16));
+                let xe = _mm512_castsi512_ps(_mm512_slli_epi32(xv, 16));
+                let wo = _mm512_castsi512_ps(_mm512_and_si512(wv, hi));
+                let xo = _mm512_castsi512_ps(_mm512_and_si512(xv, hi));
+                acc[2 * u] = _mm512_fmadd_ps(we, xe, acc[2 * u]);
+                acc[2 * u + 1] = _mm512_fmadd_ps(wo, xo, acc[2 * u + 1]);
+            }
+            i += 64;
+        }
+        let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+        _mm512_reduce_add_ps(s)
+            + (if i < n {
+                avx2::dot_bf16(w.add(2 * i), x.add(2 * i), n - i)
+            } else {
+                0.0
+            })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legacy formats, two blocks per register.
+// ---------------------------------------------------------------------------------------------
+
+/// Q4_0 × Q8_0.
+///
+/// # Safety
+/// `w`: `nb` Q4_0 blocks, `x`: `nb` Q8_0 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q4_0<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
+    unsafe {
+        let eight = _mm512_set1_epi8(8);
+        legacy_loop!(w, x, nb, 18, 34, 0, 0, avx2::dot_q4_0, |i| {
+            let q = nibbles2(w.add(18 * i + 2), w.add(18 * i + 20));
+            let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
+            dot_u8_off::<VNNI>(q, eight, y)
+        })
+    }
+}
+
+/// Q8_0 × Q8_0.
+///
+/// # Safety
+/// `w`, `x`: `nb` Q8_0 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q8_0<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` is bytes `34 i .. 34 i + 34` of each; loads stay inside.
+    unsafe {
+        legacy_loop!(w, x, nb, 34, 34, 0, 0, avx2::dot_q8_0, |i| {
+            let q = load2x32(w.add(34 * i + 2), w.add(34 * i + 36));
+            let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
+            dot_i8::<VNNI>(q, y)
+        })
+    }
+}
+
+/// The fifth bits of two Q5 blocks as a 64-bit byte mask in element order.
+///
+/// # Safety
+/// `a`, `b` readable for 4 bytes.
+#[inline(always)]
+unsafe fn qh_mask(a: *const u8, b: *const u8) -> __mmask64 {
+    // SAFETY: caller's contract.
+    unsafe {
+        let lo = a.cast::<u32>().read_unaligned() as u64;
+        let hi = b.cast::<u32>().read_unaligned() as u64;
+        lo | hi << 32
+    }
+}
+
+/// Q5_0 × Q8_0.
+///
+/// # Safety
+/// `w`: `nb` Q5_0 blocks, `x`: `nb` Q8_0 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q5_0<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `22 i ..`, of `x` `34 i ..`; loads stay inside.
+    unsafe {
+        let sixteen = _mm512_set1_epi8(16);
+        legacy_loop!(w, x, nb, 22, 34, 0, 0, avx2::dot_q5_0, |i| {
+            let (b0, b1) = (w.add(22 * i), w.add(22 * i + 22));
+            let q = nibbles2(b0.add(6), b1.add(6));
+            let q = _mm512_mask_add_epi8(q, qh_mask(b0.add(2), b1.add(2)), q, sixteen);
+            let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
+            dot_u8_off::<VNNI>(q, sixteen, y)
+        })
+    }
+}
+
+/// Q4_1 / Q5_1 driver: like `legacy_loop!` plus the `m_w s_x` terms (f16 at offset 2 of both
+/// blocks), summed separately.
+macro_rules! legacy_min_loop {
+    ($w:expr, $x:expr, $nb:expr, $ws:expr, $tail:path, |$i:ident| $body:expr) => {{
+        let (w, x, nb) = ($w, $x, $nb);
+        let mut acc0 = _mm512_setzero_ps();
+        let mut acc1 = _mm512_setzero_ps();
+        let mut accm = _mm_setzero_ps();
+        let mut i = 0;
+        while i + 4 <= nb {
+            let d = scales4(w.add($ws * i), $ws, x.add(36 * i), 36);
+            accm = _mm_add_ps(
+                accm,
+                scales4(w.add($ws * i + 2), $ws, x.add(36 * i + 2), 36),
+            );
+            let s0 = {
+                let $i = i;
+                $body
+            };
+            let s1 = {
+                let $i = i + 2;
+                $body
+            };
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), spread2(d, 0), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), spread2(d, 1), acc1);
+            i += 4;
+        }
+        let tail = if i < nb {
+            $tail(w.add($ws * i), x.add(36 * i), nb - i)
+        } else {
+            0.0
+        };
+        let m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+        let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + _mm_cvtss_f32(m) + tail
+    }};
+}
+
+/// Q4_1 × Q8_1.
+///
+/// # Safety
+/// `w`: `nb` Q4_1 blocks, `x`: `nb` Q8_1 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q4_1<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `20 i ..`, of `x` `36 i ..`; loads stay inside.
+    unsafe {
+        legacy_min_loop!(w, x, nb, 20, avx2::dot_q4_1, |i| {
+            let q = nibbles2(w.add(20 * i + 4), w.add(20 * i + 24));
+            let y = load2x32(x.add(36 * i + 4), x.add(36 * i + 40));
+            dot_u8::<VNNI>(q, y)
+        })
+    }
+}
+
+/// Q5_1 × Q8_1.
+///
+/// # Safety
+/// `w`: `nb` Q5_1 blocks, `x`: `nb` Q8_1 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q5_1<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `24 i ..`, of `x` `36 i ..`; loads stay inside.
+    unsafe {
+        let sixteen = _mm512_set1_epi8(16);
+        legacy_min_loop!(w, x, nb, 24, avx2::dot_q5_1, |i| {
+            let (b0, b1) = (w.add(24 * i), w.add(24 * i + 24));
+            let q = nibbles2(b0.add(8), b1.add(8));
+            let q = _mm512_mask_add_epi8(q, qh_mask(b0.add(4), b1.add(4)), q, sixteen);
+            let y = load2x32(x.add(36 * i + 4), x.add(36 * i + 40));
+            dot_u8::<VNNI>(q, y)
+        })
+    }
+}
+
+/// The IQ4_NL grid in all four 128-bit lanes, plus 128 when `biased` (as unsigned bytes).
+///
+/// # Safety
+/// AVX-512F.
+#[inline(always)]
+unsafe fn iq4nl_table(biased: bool) -> __m512i {
+    // SAFETY: reads the 16-byte constant array.
+    unsafe {
+        let t = _mm512_broadcast_i32x4(load16(KVALUES_IQ4NL.as_ptr().cast()));
+        if biased {
+            _mm512_xor_si512(t, _mm512_set1_epi8(-128))
+        } else {
+            t
+        }
+    }
+}
+
+/// IQ4_NL × Q8_0.
+///
+/// # Safety
+/// `w`: `nb` IQ4_NL blocks, `x`: `nb` Q8_0 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_iq4_nl<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
+    unsafe {
+        // With VNNI: grid + 128 as unsigned bytes, minus 128 Σ y.
+        let table = iq4nl_table(VNNI);
+        let k80 = _mm512_set1_epi8(-128);
+        legacy_loop!(w, x, nb, 18, 34, 0, 0, avx2::dot_iq4_nl, |i| {
+            let idx = nibbles2(w.add(18 * i + 2), w.add(18 * i + 20));
+            let q = _mm512_shuffle_epi8(table, idx);
+            let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
+            if VNNI {
+                dot_u8_off::<true>(q, k80, y)
+            } else {
+                dot_i8::<false>(q, y)
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// K-quants, a whole super-block at a time. Q8_K: d f32 at 0, qs at 4, bsums at 260.
+// ---------------------------------------------------------------------------------------------
+
+const Q8K_QS: usize = 4;
+const Q8K_BSUMS: usize = 260;
+
+/// A vector of 32 i16 with lanes `8l..8l+8` (128-bit lane `l`) equal to `s[idx[l]]`, where
+/// `s` is the 16 i16 of `s16` (in its low 256 bits).
+///
+/// # Safety
+/// AVX-512BW.
+#[inline(always)]
+unsafe fn scales_by_lane(s16: __m512i, idx: [i16; 4]) -> __m512i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let [a, b, c, d] = idx;
+        let v = _mm512_set_epi16(
+            d, d, d, d, d, d, d, d, c, c, c, c, c, c, c, c, b, b, b, b, b, b, b, b, a, a, a, a, a,
+            a, a, a,
+        );
+        _mm512_permutexvar_epi16(v, s16)
+    }
+}
+
+/// A vector of 32 i16: lanes 0..16 `s[a]`, lanes 16..32 `s[b]`.
+///
+/// # Safety
+/// AVX-512BW.
+#[inline(always)]
+unsafe fn scales_by_half(s16: __m512i, a: i16, b: i16) -> __m512i {
+    // SAFETY: register-only intrinsics.
+    unsafe { scales_by_lane(s16, [a, a, b, b]) }
+}
+
+/// Bytes `1 << a` in the low 256 bits and `1 << b` in the high 256 bits (`a`, `b` in 0..8).
+///
+/// # Safety
+/// AVX-512F.
+#[inline(always)]
+unsafe fn bit_pair(a: i32, b: i32) -> __m512i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        _mm512_inserti64x4(
+            _mm512_set1_epi8((1u8 << a) as i8),
+            _mm256_set1_epi8((1u8 << b) as i8),
+            1,
+        )
+    }
+}
+
+/// Q4_K / Q5_K per-super-block setup: `(d, dmin, scales as i16 in a zmm, mins as i16)`.
+///
+/// # Safety
+/// `wb` a Q4_K/Q5_K block, `xb` a Q8_K block; features as the module.
+#[inline(always)]
+unsafe fn k4_setup(wb: *const u8, xb: *const u8) -> (f32, f32, __m512i, __m128i) {
+    // SAFETY: reads inside the blocks.
+    unsafe {
+        let yd = xb.cast::<f32>().read_unaligned();
+        let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(wb.cast::<i32>().read_unaligned()));
+        let d = _mm_cvtss_f32(dm) * yd;
+        let dmin = _mm_cvtss_f32(_mm_movehdup_ps(dm)) * yd;
+        let packed: [u8; 12] = wb.add(4).cast::<[u8; 12]>().read_unaligned();
+        let (sc, mn) = crate::kernels::scalar::k4_scales_mins(&packed);
+        let sc = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(sc)));
+        let mn = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(mn)));
+        (d, dmin, _mm512_castsi128_si512(sc), mn)
+    }
+}
+
+/// Σ_g mins[g] (bsums[2g] + bsums[2g+1]) as 4 i32 lanes (to be summed).
+///
+/// # Safety
+/// `bsums` readable for 32 bytes; AVX2.
+#[inline(always)]
+unsafe fn k4_mins(mins: __m128i, bsums: *const u8) -> __m128i {
+    // SAFETY: caller's contract.
+    unsafe {
+        let b = load32(bsums);
+        let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+        _mm_madd_epi16(pairs, mins)
+    }
+}
+
+/// Q4_K × Q8_K.
+///
+/// # Safety
+/// `w`: `nb` Q4_K blocks, `x`: `nb` Q8_K blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q4_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `144 i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
+        let m4 = _mm512_set1_epi8(0x0F);
+        let mut acc = _mm512_setzero_ps();
+        let mut accm = _mm_setzero_ps();
+        for i in 0..nb {
+            let (wb, xb) = (w.add(144 * i), x.add(292 * i));
+            let (d, dmin, sc, mn) = k4_setup(wb, xb);
+            let m = k4_mins(mn, xb.add(Q8K_BSUMS));
+            accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(m), accm);
+            let mut sumi = _mm512_setzero_si512();
+            for h in 0..2 {
+                // Bytes 64h..64h+64: low nibbles are elements [128h..+32, 128h+64..+32], high
+                // nibbles [128h+32..+32, 128h+96..+32].
+                let l = load64(wb.add(16 + 64 * h));
+                let lo = _mm512_and_si512(l, m4);
+                let hi = _mm512_and_si512(_mm512_srli_epi16(l, 4), m4);
+                let qa = _mm512_shuffle_i64x2(lo, hi, 0b01_00_01_00);
+                let qb = _mm512_shuffle_i64x2(lo, hi, 0b11_10_11_10);
+                let ya = load64(xb.add(Q8K_QS + 128 * h));
+                let yb = load64(xb.add(Q8K_QS + 128 * h + 64));
+                let g = 4 * h as i16;
+                let pa = _mm512_maddubs_epi16(qa, ya);
+                let pb = _mm512_maddubs_epi16(qb, yb);
+                sumi = mac16::<VNNI>(sumi, pa, scales_by_half(sc, g, g + 1));
+                sumi = mac16::<VNNI>(sumi, pb, scales_by_half(sc, g + 2, g + 3));
+            }
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        }
+        let m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+        let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(m)
+    }
+}
+
+/// Q5_K × Q8_K.
+///
+/// # Safety
+/// `w`: `nb` Q5_K blocks, `x`: `nb` Q8_K blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q5_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `176 i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
+        let m4 = _mm512_set1_epi8(0x0F);
+        let sixteen = _mm512_set1_epi8(16);
+        let mut acc = _mm512_setzero_ps();
+        let mut accm = _mm_setzero_ps();
+        for i in 0..nb {
+            let (wb, xb) = (w.add(176 * i), x.add(292 * i));
+            let (d, dmin, sc, mn) = k4_setup(wb, xb);
+            let m = k4_mins(mn, xb.add(Q8K_BSUMS));
+            accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(m), accm);
+            // qh byte l, bit g: the fifth bit of element 32g + l.
+            let qh = _mm512_broadcast_i64x4(load32(wb.add(16)));
+            let mut sumi = _mm512_setzero_si512();
+            for h in 0..2 {
+                let l = load64(wb.add(48 + 64 * h));
+                let lo = _mm512_and_si512(l, m4);
+                let hi = _mm512_and_si512(_mm512_srli_epi16(l, 4), m4);
+                let qa = _mm512_shuffle_i64x2(lo, hi, 0b01_00_01_00);
+                let qb = _mm512_shuffle_i64x2(lo, hi, 0b11_10_11_10);
+                // Groups 4h, 4h+1 in qa; 4h+2, 4h+3 in qb.
+                let g = 4 * h as i32;
+                let ka = _mm512_test_epi8_mask(qh, bit_pair(g, g + 1));
+                let kb = _mm512_test_epi8_mask(qh, bit_pair(g + 2, g + 3));
+                let qa = _mm512_mask_add_epi8(qa, ka, qa, sixteen);
+                let qb = _mm512_mask_add_epi8(qb, kb, qb, sixteen);
+                let ya = load64(xb.add(Q8K_QS + 128 * h));
+                let yb = load64(xb.add(Q8K_QS + 128 * h + 64));
+                let g = g as i16;
+                let pa = _mm512_maddubs_epi16(qa, ya);
+                let pb = _mm512_maddubs_epi16(qb, yb);
+                sumi = mac16::<VNNI>(sumi, pa, scales_by_half(sc, g, g + 1));
+                sumi = mac16::<VNNI>(sumi, pb, scales_by_half(sc, g + 2, g + 3));
+            }
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        }
+        let m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+        let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(m)
+    }
+}
+
+/// Q6_K × Q8_K: q in 0..64 (value q − 32), `Σ_g s_g (Σ q y − 32 bsum_g)`.
+///
+/// # Safety
+/// `w`: `nb` Q6_K blocks, `x`: `nb` Q8_K blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q6_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `210 i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
+        let m4 = _mm512_set1_epi8(0x0F);
+        let m2 = _mm512_set1_epi8(0x30);
+        let mut acc = _mm512_setzero_ps();
+        for i in 0..nb {
+            let (wb, xb) = (w.add(210 * i), x.add(292 * i));
+            let d = avx2_f16_at(wb.add(208)) * xb.cast::<f32>().read_unaligned();
+            let sc16 = _mm256_cvtepi8_epi16(load16(wb.add(192)));
+            let corr = _mm256_madd_epi16(sc16, load32(xb.add(Q8K_BSUMS)));
+            let corr = _mm256_slli_epi32(corr, 5);
+            let sc = _mm512_castsi256_si512(sc16);
+            let mut sumi = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), corr));
+            // Zero the upper half of the cast (its content is undefined).
+            sumi = _mm512_inserti64x4(sumi, _mm256_setzero_si256(), 1);
+            for h in 0..2 {
+                let l = load64(wb.add(64 * h));
+                let qh = load32(wb.add(128 + 32 * h));
+                // [qh, qh >> 2]: bits 0-1 of the first half and 2-3 (now 0-1) of the second.
+                let hz =
+                    _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+                // Elements 128h + [0..64] and 128h + [64..128].
+                let qa = _mm512_or_si512(
+                    _mm512_and_si512(l, m4),
+                    _mm512_and_si512(_mm512_slli_epi16(hz, 4), m2),
+                );
+                let qb = _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                    _mm512_and_si512(hz, m2),
+                );
+                let ya = load64(xb.add(Q8K_QS + 128 * h));
+                let yb = load64(xb.add(Q8K_QS + 128 * h + 64));
+                let g = 8 * h as i16;
+                let pa = _mm512_maddubs_epi16(qa, ya);
+                let pb = _mm512_maddubs_epi16(qb, yb);
+                sumi = mac16::<VNNI>(sumi, pa, scales_by_lane(sc, [g, g + 1, g + 2, g + 3]));
+                sumi = mac16::<VNNI>(sumi, pb, scales_by_lane(sc, [g + 4, g + 5, g + 6, g + 7]));
+            }
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        }
+        _mm512_reduce_add_ps(acc)
+    }
+}
+
+/// The f16 at `p` as f32.
+///
+/// # Safety
+/// `p` readable for 2 bytes; F16C.
+#[inline(always)]
+unsafe fn avx2_f16_at(p: *const u8) -> f32 {
+    // SAFETY: caller's contract.
+    unsafe {
+        let h = p.cast::<u16>().read_unaligned();
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+    }
+}
+
+/// Q3_K's sixteen scales minus 32 as i16 in the low 256 bits.
+///
+/// # Safety
+/// `p` readable for 12 bytes; AVX-512F, AVX2.
+#[inline(always)]
+unsafe fn q3k_scales16(p: *const u8) -> __m256i {
+    // SAFETY: `p` readable for 12 bytes.
+    unsafe {
+        let packed: [u8; 12] = p.cast::<[u8; 12]>().read_unaligned();
+        let s = crate::kernels::scalar::q3k_scales(&packed);
+        _mm256_cvtepi8_epi16(_mm_sub_epi8(load16(s.as_ptr()), _mm_set1_epi8(32)))
+    }
+}
+
+/// Q3_K × Q8_K: q' = 2 low bits | hmask bit << 2 (value q' − 4), `Σ_g s_g (Σ q' y − 4 bsum_g)`.
+///
+/// # Safety
+/// `w`: `nb` Q3_K blocks, `x`: `nb` Q8_K blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q3_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `110 i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
+        let m3 = _mm512_set1_epi8(3);
+        let four = _mm512_set1_epi8(4);
+        let mut acc = _mm512_setzero_ps();
+        for i in 0..nb {
+            let (wb, xb) = (w.add(110 * i), x.add(292 * i));
+            let d = avx2_f16_at(wb.add(108)) * xb.cast::<f32>().read_unaligned();
+            let s16 = q3k_scales16(wb.add(96));
+            let corr = _mm256_slli_epi32(_mm256_madd_epi16(s16, load32(xb.add(Q8K_BSUMS))), 2);
+            let sc = _mm512_castsi256_si512(s16);
+            let mut sumi = _mm512_inserti64x4(
+                _mm512_setzero_si512(),
+                _mm256_sub_epi32(_mm256_setzero_si256(), corr),
+                0,
+            );
+            // qs bytes 0..64: byte 32h + l holds elements 128h + 32s + l at bits 2s.
+            let q3 = load64(wb.add(32));
+            let hm = _mm512_broadcast_i64x4(load32(wb));
+            let mut q = [_mm512_setzero_si512(); 4];
+            for (s, q) in q.iter_mut().enumerate() {
+                // Lanes: [elements 32s..32s+32 | 128 + 32s..128 + 32s + 32].
+                let lo =
+                    _mm512_and_si512(_mm512_srl_epi16(q3, _mm_cvtsi32_si128(2 * s as i32)), m3);
+                let k = _mm512_test_epi8_mask(hm, bit_pair(s as i32, 4 + s as i32));
+                *q = _mm512_mask_add_epi8(lo, k, lo, four);
+            }
+            for (s, q) in q.into_iter().enumerate() {
+                let y = _mm512_inserti64x4(
+                    _mm512_castsi256_si512(load32(xb.add(Q8K_QS + 32 * s))),
+                    load32(xb.add(Q8K_QS + 128 + 32 * s)),
+                    1,
+                );
+                let g = 2 * s as i16;
+                let p = _mm512_maddubs_epi16(q, y);
+                sumi = mac16::<VNNI>(sumi, p, scales_by_lane(sc, [g, g + 1, g + 8, g + 9]));
+            }
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        }
+        _mm512_reduce_add_ps(acc)
+    }
+}
+
+/// Q2_K × Q8_K.
+///
+/// # Safety
+/// `w`: `nb` Q2_K blocks (scales 0, qs 16, d 80, dmin 82), `x`: `nb` Q8_K blocks; features as
+/// the module.
+#[inline(always)]
+unsafe fn dot_q2_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `84 i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
+        let m3 = _mm512_set1_epi8(3);
+        let m4 = _mm_set1_epi8(0x0F);
+        let mut acc = _mm512_setzero_ps();
+        let mut accm = _mm256_setzero_ps();
+        for i in 0..nb {
+            let (wb, xb) = (w.add(84 * i), x.add(292 * i));
+            let yd = xb.cast::<f32>().read_unaligned();
+            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(wb.add(80).cast::<i32>().read_unaligned()));
+            let dall = _mm_cvtss_f32(dm) * yd;
+            let dmin = _mm_cvtss_f32(_mm_movehdup_ps(dm)) * yd;
+            let sc = load16(wb);
+            let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
+            let m = _mm256_madd_epi16(mins, load32(xb.add(Q8K_BSUMS)));
+            accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(m), accm);
+            let s16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sc, m4)));
+            // qs bytes 0..64: byte 32k + l holds elements 128k + 32j + l at bits 2j.
+            let q2 = load64(wb.add(16));
+            let mut sumi = _mm512_setzero_si512();
+            for j in 0..4 {
+                let q = _mm512_and_si512(_mm512_srl_epi16(q2, _mm_cvtsi32_si128(2 * j as i32)), m3);
+                let y = _mm512_inserti64x4(
+                    _mm512_castsi256_si512(load32(xb.add(Q8K_QS + 32 * j))),
+                    load32(xb.add(Q8K_QS + 128 + 32 * j)),
+                    1,
+                );
+                let g = 2 * j as i16;
+                let p = _mm512_maddubs_epi16(q, y);
+                sumi = mac16::<VNNI>(sumi, p, scales_by_lane(s16, [g, g + 1, g + 8, g + 9]));
+            }
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(dall), _mm512_cvtepi32_ps(sumi), acc);
+        }
+        _mm512_reduce_add_ps(acc) - avx2::hsum_ps(accm)
+    }
+}
+
+/// IQ4_XS × Q8_K: eight groups of 32 with scales `ls − 32`.
+///
+/// # Safety
+/// `w`: `nb` IQ4_XS blocks (d 0, scales_h 2, scales_l 4, qs 8), `x`: `nb` Q8_K blocks;
+/// features as the module.
+#[inline(always)]
+unsafe fn dot_iq4_xs<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `136 i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
+        let table = iq4nl_table(VNNI);
+        let m4 = _mm512_set1_epi8(0x0F);
+        let mut acc = _mm512_setzero_ps();
+        for i in 0..nb {
+            let (wb, xb) = (w.add(136 * i), x.add(292 * i));
+            let d = avx2_f16_at(wb) * xb.cast::<f32>().read_unaligned();
+            let sh = wb.add(2).cast::<u16>().read_unaligned() as u32;
+            let sl = wb.add(4).cast::<u32>().read_unaligned();
+            let ls: [i32; 8] = std::array::from_fn(|g| {
+                (((sl >> (4 * g)) & 0xF) | (((sh >> (2 * g)) & 3) << 4)) as i32 - 32
+            });
+            let mut sumi = _mm512_setzero_si512();
+            if VNNI {
+                // Σ_g ls_g Σ (q + 128) y − 128 Σ_g ls_g (bsum_2g + bsum_2g+1).
+                let bs = xb.add(Q8K_BSUMS).cast::<[i16; 16]>().read_unaligned();
+                let mut corr = 0i32;
+                for g in 0..8 {
+                    corr += ls[g] * (bs[2 * g] as i32 + bs[2 * g + 1] as i32);
+                }
+                sumi = _mm512_castsi128_si512(_mm_cvtsi32_si128(-(corr << 7)));
+                sumi = _mm512_maskz_mov_epi32(1, sumi);
+            }
+            for g in (0..8).step_by(2) {
+                // Bytes 16g..16g+32: groups g and g+1.
+                let t = load32(wb.add(8 + 16 * g));
+                let z = _mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1);
+                let z = _mm512_and_si512(z, m4);
+                let idx = _mm512_shuffle_i64x2(z, z, 0b11_01_10_00);
+                let q = _mm512_shuffle_epi8(table, idx);
+                let y = load64(xb.add(Q8K_QS + 32 * g));
+                if VNNI {
+                    let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y);
+                    let s = _mm512_inserti64x4(
+                        _mm512_set1_epi32(ls[g]),
+                        _mm256_set1_epi32(ls[g + 1]),
+                        1,
+                    );
+                    sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, s));
+                } else {
+                    let neg = _mm512_movepi8_mask(q);
+                    let sy = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
+                    let p = _mm512_maddubs_epi16(_mm512_abs_epi8(q), sy);
+                    let s = _mm512_inserti64x4(
+                        _mm512_set1_epi16(ls[g] as i16),
+                        _mm256_set1_epi16(ls[g + 1] as i16),
+                        1,
+                    );
+                    sumi = mac16::<false>(sumi, p, s);
+                }
+            }
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        }
+        _mm512_reduce_add_ps(acc)
+    }
+}
