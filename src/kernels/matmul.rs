@@ -140,7 +140,7 @@ impl Kernels {
     ) -> Result<(), QuantError> {
         let wrb = w.row_bytes()?;
         let act = try_vec_dot_type(w.dtype).ok_or(QuantError::Unsupported { dtype: w.dtype })?;
-        let (Some(dot), Some(convert)) = (self.dot_rows(w.dtype), self.converter(act)) else {
+        let (Some(dot), Some(convert)) = (self.dot_fn(w.dtype), self.converter(act)) else {
             return Err(QuantError::Unsupported { dtype: w.dtype });
         };
         let (rows, cols) = (w.rows, w.cols);

@@ -344,8 +344,43 @@ impl Kernels {
         self.isa
     }
 
+    /// Dots each of the rows in `w_rows` (`[rows][w.bytes_for(n)]`, type `w`) with one
+    /// activation row `x_row` (`n` elements of [`vec_dot_type`]`(w)`): `out[r]` is exactly
+    /// [`Kernels::vec_dot`] of row `r`, in one call (the kernel loop is entered once).
+    pub fn dot_rows(
+        &self,
+        w: GgmlType,
+        n: usize,
+        w_rows: &[u8],
+        x_row: &[u8],
+        out: &mut [f32],
+    ) -> Result<(), QuantError> {
+        let (Some(f), Some(act)) = (self.dot_fn(w), try_vec_dot_type(w)) else {
+            return Err(QuantError::Unsupported { dtype: w });
+        };
+        let wrb = row_bytes(w, n)?;
+        let expected = wrb.checked_mul(out.len());
+        if expected != Some(w_rows.len()) {
+            return Err(QuantError::BufferSize {
+                dtype: w,
+                buffer: "w_rows",
+                n: n.saturating_mul(out.len()),
+                expected: expected.unwrap_or(usize::MAX),
+                actual: w_rows.len(),
+            });
+        }
+        check_len(act, n, x_row.len(), "x_row")?;
+        if n == 0 || out.is_empty() {
+            out.fill(0.0);
+            return Ok(());
+        }
+        // SAFETY: a `Kernels` value exists only for an ISA this CPU supports (`table_for`).
+        unsafe { f(w_rows, wrb, x_row, x_row.len(), out, 1) };
+        Ok(())
+    }
+
     /// The dot kernel for weights of type `w`.
-    pub(crate) fn dot_rows(&self, w: GgmlType) -> Option<DotRowsFn> {
+    pub(crate) fn dot_fn(&self, w: GgmlType) -> Option<DotRowsFn> {
         use GgmlType::*;
         Some(match w {
             F32 => self.f32,
@@ -405,7 +440,7 @@ impl Kernels {
         w_row: &[u8],
         x_row: &[u8],
     ) -> Result<f32, QuantError> {
-        let (Some(f), Some(act)) = (self.dot_rows(w), try_vec_dot_type(w)) else {
+        let (Some(f), Some(act)) = (self.dot_fn(w), try_vec_dot_type(w)) else {
             return Err(QuantError::Unsupported { dtype: w });
         };
         check_len(w, n, w_row.len(), "w_row")?;
