@@ -1000,7 +1000,13 @@ unsafe fn quantize_q8_block(x: *const f32, qs: *mut u8) -> (f32, i32) {
         let amax = absmax32(&v);
         let d = amax / 127.0;
         let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-        let q = v.map(|v| sat_i8(round_away(_mm256_mul_ps(v, id))));
+        // No closures here: a closure would be compiled without the target features.
+        let q = [
+            sat_i8(round_away(_mm256_mul_ps(v[0], id))),
+            sat_i8(round_away(_mm256_mul_ps(v[1], id))),
+            sat_i8(round_away(_mm256_mul_ps(v[2], id))),
+            sat_i8(round_away(_mm256_mul_ps(v[3], id))),
+        ];
         let sum = hsum_epi32(_mm256_add_epi32(
             _mm256_add_epi32(q[0], q[1]),
             _mm256_add_epi32(q[2], q[3]),
@@ -1049,9 +1055,13 @@ unsafe fn quantize_q8k_block(x: *const f32, out: *mut u8) {
         let qs = out.add(4);
         let mut bsums = [0i16; 16];
         for k in 0..8 {
-            let q: [__m256i; 4] = std::array::from_fn(|u| {
-                nearest_int_i8(_mm256_mul_ps(_mm256_loadu_ps(x.add(32 * k + 8 * u)), is))
-            });
+            let xk = x.add(32 * k);
+            let q = [
+                nearest_int_i8(_mm256_mul_ps(_mm256_loadu_ps(xk), is)),
+                nearest_int_i8(_mm256_mul_ps(_mm256_loadu_ps(xk.add(8)), is)),
+                nearest_int_i8(_mm256_mul_ps(_mm256_loadu_ps(xk.add(16)), is)),
+                nearest_int_i8(_mm256_mul_ps(_mm256_loadu_ps(xk.add(24)), is)),
+            ];
             // Group sums: elements 32k..32k+16 and 32k+16..32k+32.
             let s0 = _mm256_add_epi32(q[0], q[1]);
             let s1 = _mm256_add_epi32(q[2], q[3]);

@@ -159,6 +159,16 @@ unsafe fn load2x32(a: *const u8, b: *const u8) -> __m512i {
     unsafe { _mm512_inserti64x4(_mm512_castsi256_si512(load32(a)), load32(b), 1) }
 }
 
+/// Reads a little-endian i32 at any alignment.
+///
+/// # Safety
+/// `p` readable for 4 bytes.
+#[inline(always)]
+unsafe fn rd32(p: *const u8) -> i32 {
+    // SAFETY: caller's contract.
+    unsafe { p.cast::<i32>().read_unaligned() }
+}
+
 /// For blocks `i = 0..4` at `w + i * ws` and `x + i * xs`, the products of the f16 pairs at
 /// their starts: lane `2i` is `f16(w_i[0..2]) * f16(x_i[0..2])`, lane `2i + 1` is
 /// `f16(w_i[2..4]) * f16(x_i[2..4])` (for Q4_1/Q5_1 × Q8_1: `d_w d_x` and `m_w s_x`; for the
@@ -170,9 +180,18 @@ unsafe fn load2x32(a: *const u8, b: *const u8) -> __m512i {
 unsafe fn scale_pairs4(w: *const u8, ws: usize, x: *const u8, xs: usize) -> __m256 {
     // SAFETY: caller's contract: 4 bytes read at each of the 4 block starts.
     unsafe {
-        let rd = |p: *const u8| p.cast::<i32>().read_unaligned();
-        let wv = _mm_setr_epi32(rd(w), rd(w.add(ws)), rd(w.add(2 * ws)), rd(w.add(3 * ws)));
-        let xv = _mm_setr_epi32(rd(x), rd(x.add(xs)), rd(x.add(2 * xs)), rd(x.add(3 * xs)));
+        let wv = _mm_setr_epi32(
+            rd32(w),
+            rd32(w.add(ws)),
+            rd32(w.add(2 * ws)),
+            rd32(w.add(3 * ws)),
+        );
+        let xv = _mm_setr_epi32(
+            rd32(x),
+            rd32(x.add(xs)),
+            rd32(x.add(2 * xs)),
+            rd32(x.add(3 * xs)),
+        );
         _mm256_mul_ps(_mm256_cvtph_ps(wv), _mm256_cvtph_ps(xv))
     }
 }
