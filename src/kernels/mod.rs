@@ -11,7 +11,7 @@
 //! | Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS  | Q8_K        |
 //! | F32 / F16 / BF16                      | F32 / F16 / BF16 |
 //!
-//! Each kernel exists once per instruction set ([`Isa`]): [`scalar`] is the reference (ggml's
+//! Each kernel exists once per instruction set ([`Isa`]): `scalar.rs` is the reference (ggml's
 //! generic C code, transcribed), `x86/avx2.rs` (AVX2 + FMA + F16C) and `x86/avx512.rs`
 //! (AVX-512 F/BW/VL, with or without VNNI) are the fast paths. A [`Kernels`] table holds one
 //! function per type for one ISA. The process-wide table is picked on first use: the best ISA
