@@ -532,6 +532,8 @@ pub(crate) fn check_convert(x: &[f32], out: &[u8], block: usize, block_bytes: us
 /// Generates [`DotRowsFn`]s that loop over rows × activation rows, calling a per-row kernel
 /// `$dot(w_ptr, x_ptr, nb) -> f32`. With `features = "..."`, the loop is compiled with those
 /// target features so the `#[inline(always)]` kernel is inlined with them.
+// Unused on targets without SIMD tables yet (aarch64 until NEON lands).
+#[allow(unused_macros)]
 macro_rules! dot_rows_fns {
     (features = $feat:literal; $($name:ident: $dot:path, $wb:expr, $xb:expr;)*) => {$(
         /// Dot kernel over rows (see `DotRowsFn`).
@@ -578,6 +580,7 @@ macro_rules! dot_rows_fns {
         }
     )*};
 }
+#[allow(unused_imports)]
 pub(crate) use dot_rows_fns;
 
 /// Scalar row drivers: the reference kernels looped over rows.
