@@ -530,12 +530,15 @@ pub(crate) fn check_convert(x: &[f32], out: &[u8], block: usize, block_bytes: us
 }
 
 /// Generates [`DotRowsFn`]s that loop over rows × activation rows, calling a per-row kernel
-/// `$dot(w_ptr, x_ptr, nb) -> f32`. With `features = "..."`, the loop is compiled with those
+/// `$dot(w_ptr, x_ptr, nb) -> f32`, or with `pair = $dot2` a two-row kernel
+/// `$dot2([w_ptr; 2], x_ptr, nb) -> [f32; 2]` for pairs of rows (which must give each row the
+/// same bits as `$dot`). With `features = "..."`, the loop is compiled with those
 /// target features so the `#[inline(always)]` kernel is inlined with them.
 // Unused on targets without SIMD tables yet (aarch64 until NEON lands).
 #[allow(unused_macros)]
 macro_rules! dot_rows_fns {
-    (features = $feat:literal; $($name:ident: $dot:path, $wb:expr, $xb:expr;)*) => {$(
+    (features = $feat:literal;
+     $($name:ident: $dot:path, $wb:expr, $xb:expr $(, pair = $dot2:path)?;)*) => {$(
         /// Dot kernel over rows (see `DotRowsFn`).
         ///
         /// # Safety
@@ -564,7 +567,29 @@ macro_rules! dot_rows_fns {
                 os: usize,
                 (nb, rows, n_x): (usize, usize, usize),
             ) {
-                for r in 0..rows {
+                #[allow(unused_mut)]
+                let mut r0 = 0;
+                $(
+                    // Two rows at a time, sharing the activation-side work; each row's result
+                    // is the same bits as from the one-row kernel.
+                    while r0 + 2 <= rows {
+                        for t in 0..n_x {
+                            // SAFETY: rows `r0`, `r0 + 1` of `w` and row `t` of `x` are in
+                            // bounds with `nb` blocks each (caller's contract); features on.
+                            let [a, b] = unsafe {
+                                $dot2(
+                                    [w.as_ptr().add(r0 * wrb), w.as_ptr().add((r0 + 1) * wrb)],
+                                    x.as_ptr().add(t * xrb),
+                                    nb,
+                                )
+                            };
+                            out[r0 * os + t] = a;
+                            out[(r0 + 1) * os + t] = b;
+                        }
+                        r0 += 2;
+                    }
+                )?
+                for r in r0..rows {
                     let o = &mut out[r * os..r * os + n_x];
                     for (t, o) in o.iter_mut().enumerate() {
                         // SAFETY: row `r` of `w` and row `t` of `x` are in bounds and hold
