@@ -22,8 +22,15 @@
 //! The SIMD kernels compute exactly the same integer partial sums as the reference; only the
 //! order in which the per-block float terms are summed differs (so results agree to a few ulps
 //! of the sum of magnitudes, not bit for bit). A given table always gives the same bits for the
-//! same inputs, and [`matmul`] computes each output element with one call of one kernel, so
-//! its result does not depend on the number of threads.
+//! same inputs: the 32-element formats dot two weight rows at a time against one activation
+//! row (sharing the activation loads, scales and offset sums), and each row's arithmetic is the
+//! same as in the one-row kernel. [`matmul`] computes each output element that way, so its
+//! result does not depend on the number of threads or on how rows are chunked.
+//!
+//! Entry points: [`vec_dot`] (one row), [`Kernels::dot_rows`] (many rows, one activation row),
+//! [`matmul`] (a matrix times token activations, quantized once, rows over the rayon pool),
+//! [`quantize_row_act`] (activation quantizers, byte-identical to `quant`'s references for
+//! finite input).
 //!
 //! Adding an ISA (NEON is next): write `aarch64/neon.rs` with a `pub(super) static` [`Kernels`]
 //! and return it from `aarch64::table`; nothing else changes.
