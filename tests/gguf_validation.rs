@@ -677,6 +677,33 @@ fn alignment_must_be_a_u32_power_of_two() {
     ));
 }
 
+/// Fuzz regression (gguf_parse OOM in the rewrite check): a 65-byte file with
+/// `general.alignment = 2^30` and no tensors is legal. Parsing it allocates nothing for the
+/// data section (which starts past the end of the file); only a rewrite would pad to 1 GiB,
+/// and the writer computes that length without allocating.
+#[test]
+fn huge_alignment_without_tensors() {
+    let mut r = Raw::header(3, 0, 1);
+    r.kv_u32("general.alignment", 1 << 30).zeros(8);
+    assert_eq!(r.len(), 65);
+    let g = r.parse().unwrap();
+    assert_eq!(g.alignment(), 1 << 30);
+    assert_eq!(g.data_offset(), 1 << 30);
+    assert_eq!(g.data_section_len(), 0);
+    assert!(g.tensors().is_empty());
+    let mut w = GgufWriter::new();
+    for kv in g.metadata() {
+        w.add_kv(kv.key, &kv.value).unwrap();
+    }
+    assert_eq!(w.file_len().unwrap(), 1 << 30);
+    // With a tensor, the same alignment puts the data outside the file.
+    let mut r = Raw::header(3, 1, 1);
+    r.kv_u32("general.alignment", 1 << 30)
+        .info("t", &[8], 0, 0)
+        .zeros(32);
+    assert!(matches!(err(&r), GgufError::TensorOutOfBounds { .. }));
+}
+
 // ---------------------------------------------------------------- tensor infos
 
 #[test]

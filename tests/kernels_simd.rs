@@ -514,3 +514,31 @@ fn unaligned_rows_work() {
         }
     }
 }
+
+#[test]
+fn dot_rows_equals_vec_dot() {
+    let mut rng = Rng(123);
+    for isa in kernels::available_isas() {
+        let k = Kernels::for_isa(isa).unwrap();
+        for t in WEIGHT_TYPES {
+            let act = kernels::vec_dot_type(t);
+            let nb = 5;
+            let n = nb * t.block_size();
+            let rows = 6;
+            let w: Vec<u8> = (0..rows)
+                .flat_map(|_| weight_row(t, nb, &mut rng, Mode::Random))
+                .collect();
+            let x = act_row(t, act, nb, &mut rng, Mode::Random);
+            let mut out = vec![0.0f32; rows];
+            k.dot_rows(t, n, &w, &x, &mut out).unwrap();
+            let rb = w.len() / rows;
+            for (r, o) in out.iter().enumerate() {
+                let want = k.vec_dot(t, n, &w[r * rb..(r + 1) * rb], &x).unwrap();
+                assert_eq!(o.to_bits(), want.to_bits(), "{isa} {t} row {r}");
+            }
+            assert!(k.dot_rows(t, n, &w[1..], &x, &mut out).is_err());
+            assert!(k.dot_rows(t, n, &w, &x, &mut out[1..]).is_err());
+            assert!(k.dot_rows(t, n, &w, &x[1..], &mut out).is_err());
+        }
+    }
+}

@@ -11,7 +11,7 @@
 //! | Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS  | Q8_K        |
 //! | F32 / F16 / BF16                      | F32 / F16 / BF16 |
 //!
-//! Each kernel exists once per instruction set ([`Isa`]): [`scalar`] is the reference (ggml's
+//! Each kernel exists once per instruction set ([`Isa`]): `scalar.rs` is the reference (ggml's
 //! generic C code, transcribed), `x86/avx2.rs` (AVX2 + FMA + F16C) and `x86/avx512.rs`
 //! (AVX-512 F/BW/VL, with or without VNNI) are the fast paths. A [`Kernels`] table holds one
 //! function per type for one ISA. The process-wide table is picked on first use: the best ISA
@@ -22,8 +22,15 @@
 //! The SIMD kernels compute exactly the same integer partial sums as the reference; only the
 //! order in which the per-block float terms are summed differs (so results agree to a few ulps
 //! of the sum of magnitudes, not bit for bit). A given table always gives the same bits for the
-//! same inputs, and [`matmul`] computes each output element with one call of one kernel, so
-//! its result does not depend on the number of threads.
+//! same inputs: the 32-element formats dot two weight rows at a time against one activation
+//! row (sharing the activation loads, scales and offset sums), and each row's arithmetic is the
+//! same as in the one-row kernel. [`matmul`] computes each output element that way, so its
+//! result does not depend on the number of threads or on how rows are chunked.
+//!
+//! Entry points: [`vec_dot`] (one row), [`Kernels::dot_rows`] (many rows, one activation row),
+//! [`matmul`] (a matrix times token activations, quantized once, rows over the rayon pool),
+//! [`quantize_row_act`] (activation quantizers, byte-identical to `quant`'s references for
+//! finite input).
 //!
 //! Adding an ISA (NEON is next): write `aarch64/neon.rs` with a `pub(super) static` [`Kernels`]
 //! and return it from `aarch64::table`; nothing else changes.
@@ -344,8 +351,43 @@ impl Kernels {
         self.isa
     }
 
+    /// Dots each of the rows in `w_rows` (`[rows][w.bytes_for(n)]`, type `w`) with one
+    /// activation row `x_row` (`n` elements of [`vec_dot_type`]`(w)`): `out[r]` is exactly
+    /// [`Kernels::vec_dot`] of row `r`, in one call (the kernel loop is entered once).
+    pub fn dot_rows(
+        &self,
+        w: GgmlType,
+        n: usize,
+        w_rows: &[u8],
+        x_row: &[u8],
+        out: &mut [f32],
+    ) -> Result<(), QuantError> {
+        let (Some(f), Some(act)) = (self.dot_fn(w), try_vec_dot_type(w)) else {
+            return Err(QuantError::Unsupported { dtype: w });
+        };
+        let wrb = row_bytes(w, n)?;
+        let expected = wrb.checked_mul(out.len());
+        if expected != Some(w_rows.len()) {
+            return Err(QuantError::BufferSize {
+                dtype: w,
+                buffer: "w_rows",
+                n: n.saturating_mul(out.len()),
+                expected: expected.unwrap_or(usize::MAX),
+                actual: w_rows.len(),
+            });
+        }
+        check_len(act, n, x_row.len(), "x_row")?;
+        if n == 0 || out.is_empty() {
+            out.fill(0.0);
+            return Ok(());
+        }
+        // SAFETY: a `Kernels` value exists only for an ISA this CPU supports (`table_for`).
+        unsafe { f(w_rows, wrb, x_row, x_row.len(), out, 1) };
+        Ok(())
+    }
+
     /// The dot kernel for weights of type `w`.
-    pub(crate) fn dot_rows(&self, w: GgmlType) -> Option<DotRowsFn> {
+    pub(crate) fn dot_fn(&self, w: GgmlType) -> Option<DotRowsFn> {
         use GgmlType::*;
         Some(match w {
             F32 => self.f32,
@@ -405,7 +447,7 @@ impl Kernels {
         w_row: &[u8],
         x_row: &[u8],
     ) -> Result<f32, QuantError> {
-        let (Some(f), Some(act)) = (self.dot_rows(w), try_vec_dot_type(w)) else {
+        let (Some(f), Some(act)) = (self.dot_fn(w), try_vec_dot_type(w)) else {
             return Err(QuantError::Unsupported { dtype: w });
         };
         check_len(w, n, w_row.len(), "w_row")?;
@@ -495,10 +537,15 @@ pub(crate) fn check_convert(x: &[f32], out: &[u8], block: usize, block_bytes: us
 }
 
 /// Generates [`DotRowsFn`]s that loop over rows × activation rows, calling a per-row kernel
-/// `$dot(w_ptr, x_ptr, nb) -> f32`. With `features = "..."`, the loop is compiled with those
+/// `$dot(w_ptr, x_ptr, nb) -> f32`, or with `pair = $dot2` a two-row kernel
+/// `$dot2([w_ptr; 2], x_ptr, nb) -> [f32; 2]` for pairs of rows (which must give each row the
+/// same bits as `$dot`). With `features = "..."`, the loop is compiled with those
 /// target features so the `#[inline(always)]` kernel is inlined with them.
+// Unused on targets without SIMD tables yet (aarch64 until NEON lands).
+#[allow(unused_macros)]
 macro_rules! dot_rows_fns {
-    (features = $feat:literal; $($name:ident: $dot:path, $wb:expr, $xb:expr;)*) => {$(
+    (features = $feat:literal;
+     $($name:ident: $dot:path, $wb:expr, $xb:expr $(, pair = $dot2:path)?;)*) => {$(
         /// Dot kernel over rows (see `DotRowsFn`).
         ///
         /// # Safety
@@ -527,7 +574,29 @@ macro_rules! dot_rows_fns {
                 os: usize,
                 (nb, rows, n_x): (usize, usize, usize),
             ) {
-                for r in 0..rows {
+                #[allow(unused_mut)]
+                let mut r0 = 0;
+                $(
+                    // Two rows at a time, sharing the activation-side work; each row's result
+                    // is the same bits as from the one-row kernel.
+                    while r0 + 2 <= rows {
+                        for t in 0..n_x {
+                            // SAFETY: rows `r0`, `r0 + 1` of `w` and row `t` of `x` are in
+                            // bounds with `nb` blocks each (caller's contract); features on.
+                            let [a, b] = unsafe {
+                                $dot2(
+                                    [w.as_ptr().add(r0 * wrb), w.as_ptr().add((r0 + 1) * wrb)],
+                                    x.as_ptr().add(t * xrb),
+                                    nb,
+                                )
+                            };
+                            out[r0 * os + t] = a;
+                            out[(r0 + 1) * os + t] = b;
+                        }
+                        r0 += 2;
+                    }
+                )?
+                for r in r0..rows {
                     let o = &mut out[r * os..r * os + n_x];
                     for (t, o) in o.iter_mut().enumerate() {
                         // SAFETY: row `r` of `w` and row `t` of `x` are in bounds and hold
@@ -543,6 +612,7 @@ macro_rules! dot_rows_fns {
         }
     )*};
 }
+#[allow(unused_imports)]
 pub(crate) use dot_rows_fns;
 
 /// Scalar row drivers: the reference kernels looped over rows.

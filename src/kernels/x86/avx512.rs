@@ -11,6 +11,11 @@
 //! with the matching `#[target_feature]` set; handed out only after the features were detected
 //! (`x86::table`). The activation converters are the AVX2 ones (AVX-512 CPUs have AVX2).
 //! Leftover blocks that do not fill a 512-bit register are done with the AVX2 kernels.
+//!
+//! F16 and IQ4_XS use the AVX2 kernels in these tables too: on Zen 4, which executes a 512-bit
+//! operation as two 256-bit halves, the 512-bit versions (`vcvtph2ps zmm`; grid look-ups with
+//! mask-register sign handling) measured 20-35% slower than the AVX2 ones, so they were
+//! dropped. For the other types the 512-bit kernels are at least as fast.
 
 use std::arch::x86_64::*;
 
@@ -22,7 +27,7 @@ use crate::quant::blocks::KVALUES_IQ4NL;
 pub(in crate::kernels) static AVX512: Kernels = Kernels {
     isa: Isa::Avx512,
     f32: plain::f32,
-    f16: plain::f16,
+    f16: avx2::AVX2.f16,
     bf16: plain::bf16,
     q4_0: plain::q4_0,
     q4_1: plain::q4_1,
@@ -35,7 +40,7 @@ pub(in crate::kernels) static AVX512: Kernels = Kernels {
     q5_k: plain::q5_k,
     q6_k: plain::q6_k,
     iq4_nl: plain::iq4_nl,
-    iq4_xs: plain::iq4_xs,
+    iq4_xs: avx2::AVX2.iq4_xs,
     quantize_q8_0: avx2::AVX2.quantize_q8_0,
     quantize_q8_1: avx2::AVX2.quantize_q8_1,
     quantize_q8_k: avx2::AVX2.quantize_q8_k,
@@ -47,7 +52,7 @@ pub(in crate::kernels) static AVX512: Kernels = Kernels {
 pub(in crate::kernels) static AVX512_VNNI: Kernels = Kernels {
     isa: Isa::Avx512Vnni,
     f32: vnni::f32,
-    f16: vnni::f16,
+    f16: avx2::AVX2.f16,
     bf16: vnni::bf16,
     q4_0: vnni::q4_0,
     q4_1: vnni::q4_1,
@@ -60,7 +65,7 @@ pub(in crate::kernels) static AVX512_VNNI: Kernels = Kernels {
     q5_k: vnni::q5_k,
     q6_k: vnni::q6_k,
     iq4_nl: vnni::iq4_nl,
-    iq4_xs: vnni::iq4_xs,
+    iq4_xs: avx2::AVX2.iq4_xs,
     quantize_q8_0: avx2::AVX2.quantize_q8_0,
     quantize_q8_1: avx2::AVX2.quantize_q8_1,
     quantize_q8_k: avx2::AVX2.quantize_q8_k,
@@ -73,20 +78,18 @@ mod plain {
     dot_rows_fns! {
         features = "avx512f,avx512bw,avx512vl,avx2,fma,f16c";
         f32: dot_f32, 4, 4;
-        f16: dot_f16, 2, 2;
         bf16: dot_bf16, 2, 2;
-        q4_0: dot_q4_0::<false>, 18, 34;
-        q4_1: dot_q4_1::<false>, 20, 36;
-        q5_0: dot_q5_0::<false>, 22, 34;
-        q5_1: dot_q5_1::<false>, 24, 36;
-        q8_0: dot_q8_0::<false>, 34, 34;
+        q4_0: dot_q4_0::<false>, 18, 34, pair = dot_q4_0_rows::<false, 2>;
+        q4_1: dot_q4_1::<false>, 20, 36, pair = dot_q4_1_rows::<false, 2>;
+        q5_0: dot_q5_0::<false>, 22, 34, pair = dot_q5_0_rows::<false, 2>;
+        q5_1: dot_q5_1::<false>, 24, 36, pair = dot_q5_1_rows::<false, 2>;
+        q8_0: dot_q8_0::<false>, 34, 34, pair = dot_q8_0_rows::<false, 2>;
         q2_k: dot_q2_k::<false>, 84, 292;
         q3_k: dot_q3_k::<false>, 110, 292;
         q4_k: dot_q4_k::<false>, 144, 292;
         q5_k: dot_q5_k::<false>, 176, 292;
         q6_k: dot_q6_k::<false>, 210, 292;
-        iq4_nl: dot_iq4_nl::<false>, 18, 34;
-        iq4_xs: dot_iq4_xs::<false>, 136, 292;
+        iq4_nl: dot_iq4_nl::<false>, 18, 34, pair = dot_iq4_nl_rows::<false, 2>;
     }
 }
 
@@ -95,20 +98,18 @@ mod vnni {
     dot_rows_fns! {
         features = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c";
         f32: dot_f32, 4, 4;
-        f16: dot_f16, 2, 2;
         bf16: dot_bf16, 2, 2;
-        q4_0: dot_q4_0::<true>, 18, 34;
-        q4_1: dot_q4_1::<true>, 20, 36;
-        q5_0: dot_q5_0::<true>, 22, 34;
-        q5_1: dot_q5_1::<true>, 24, 36;
-        q8_0: dot_q8_0::<true>, 34, 34;
+        q4_0: dot_q4_0::<true>, 18, 34, pair = dot_q4_0_rows::<true, 2>;
+        q4_1: dot_q4_1::<true>, 20, 36, pair = dot_q4_1_rows::<true, 2>;
+        q5_0: dot_q5_0::<true>, 22, 34, pair = dot_q5_0_rows::<true, 2>;
+        q5_1: dot_q5_1::<true>, 24, 36, pair = dot_q5_1_rows::<true, 2>;
+        q8_0: dot_q8_0::<true>, 34, 34, pair = dot_q8_0_rows::<true, 2>;
         q2_k: dot_q2_k::<true>, 84, 292;
         q3_k: dot_q3_k::<true>, 110, 292;
         q4_k: dot_q4_k::<true>, 144, 292;
         q5_k: dot_q5_k::<true>, 176, 292;
         q6_k: dot_q6_k::<true>, 210, 292;
-        iq4_nl: dot_iq4_nl::<true>, 18, 34;
-        iq4_xs: dot_iq4_xs::<true>, 136, 292;
+        iq4_nl: dot_iq4_nl::<true>, 18, 34, pair = dot_iq4_nl_rows::<true, 2>;
     }
 }
 
@@ -158,67 +159,27 @@ unsafe fn load2x32(a: *const u8, b: *const u8) -> __m512i {
     unsafe { _mm512_inserti64x4(_mm512_castsi256_si512(load32(a)), load32(b), 1) }
 }
 
-/// Reads a little-endian u16.
+/// Reads a little-endian i32 at any alignment.
 ///
 /// # Safety
-/// `p` readable for 2 bytes.
+/// `p` readable for 4 bytes.
 #[inline(always)]
-unsafe fn rd16(p: *const u8) -> i16 {
+unsafe fn rd32(p: *const u8) -> i32 {
     // SAFETY: caller's contract.
-    unsafe { p.cast::<i16>().read_unaligned() }
+    unsafe { p.cast::<i32>().read_unaligned() }
 }
 
-/// The four f32 `f16(w_i) * f16(x_i)` for blocks `i = 0..4` with the f16 at `w + i * ws` and
-/// `x + i * xs`.
-///
-/// # Safety
-/// The eight f16 readable; F16C.
-#[inline(always)]
-unsafe fn scales4(w: *const u8, ws: usize, x: *const u8, xs: usize) -> __m128 {
-    // SAFETY: caller's contract.
-    unsafe {
-        let h = _mm_setr_epi16(
-            rd16(w),
-            rd16(w.add(ws)),
-            rd16(w.add(2 * ws)),
-            rd16(w.add(3 * ws)),
-            rd16(x),
-            rd16(x.add(xs)),
-            rd16(x.add(2 * xs)),
-            rd16(x.add(3 * xs)),
-        );
-        let f = _mm256_cvtph_ps(h);
-        _mm_mul_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1))
-    }
-}
-
-/// Spreads lanes `2k` and `2k + 1` of `d` to the low and high 256-bit halves.
+/// Spreads lanes `4k` and `4k + 2` of `d` to the low and high 256-bit halves.
 ///
 /// # Safety
 /// AVX-512F.
 #[inline(always)]
-unsafe fn spread2(d: __m128, k: i32) -> __m512 {
+unsafe fn spread_pairs(d: __m256, k: i32) -> __m512 {
     // SAFETY: register-only intrinsics.
     unsafe {
-        let idx = _mm512_setr_epi32(
-            2 * k,
-            2 * k,
-            2 * k,
-            2 * k,
-            2 * k,
-            2 * k,
-            2 * k,
-            2 * k,
-            2 * k + 1,
-            2 * k + 1,
-            2 * k + 1,
-            2 * k + 1,
-            2 * k + 1,
-            2 * k + 1,
-            2 * k + 1,
-            2 * k + 1,
-        );
-        _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d))
+        let (a, b) = (4 * k, 4 * k + 2);
+        let idx = _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b);
+        _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(d))
     }
 }
 
@@ -256,20 +217,42 @@ unsafe fn dot_u8<const VNNI: bool>(a: __m512i, b: __m512i) -> __m512i {
     }
 }
 
-/// `dot_u8(a, b) − dot_u8(off, b)`: Σ (a − off) b for unsigned `a`, `off` (a constant).
-/// Without VNNI exact when `2 · max(a, off) · 128 ≤ 32767`.
+/// The activation-side half of [`dot_u8_sub`]: `Σ off · b` (VNNI: as i32 lanes; without:
+/// as i16 pair sums), for a constant unsigned `off`. Returned with `b` itself.
 ///
 /// # Safety
 /// AVX-512BW (+VNNI when `VNNI`).
 #[inline(always)]
-unsafe fn dot_u8_off<const VNNI: bool>(a: __m512i, off: __m512i, b: __m512i) -> __m512i {
+unsafe fn dot_u8_corr<const VNNI: bool>(off: __m512i, b: __m512i) -> __m512i {
     // SAFETY: register-only intrinsics.
     unsafe {
         if VNNI {
-            let z = _mm512_setzero_si512();
-            _mm512_sub_epi32(_mm512_dpbusd_epi32(z, a, b), _mm512_dpbusd_epi32(z, off, b))
+            _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, b)
         } else {
-            let p = _mm512_sub_epi16(_mm512_maddubs_epi16(a, b), _mm512_maddubs_epi16(off, b));
+            _mm512_maddubs_epi16(off, b)
+        }
+    }
+}
+
+/// `Σ (a − off) b` over each 4 bytes as i32 lanes, for unsigned `a` and the constant `off`
+/// whose product with `b` is `yb.1 = dot_u8_corr(off, b)` (`yb = (b, corr)`). Exact with VNNI;
+/// without, exact when `2 · max(a, off) · 128 ≤ 32767`.
+///
+/// # Safety
+/// AVX-512BW (+VNNI when `VNNI`).
+#[inline(always)]
+unsafe fn dot_u8_sub<const VNNI: bool>(
+    a: __m512i,
+    _off: __m512i,
+    yb: &(__m512i, __m512i),
+) -> __m512i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let (b, corr) = *yb;
+        if VNNI {
+            _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), a, b), corr)
+        } else {
+            let p = _mm512_sub_epi16(_mm512_maddubs_epi16(a, b), corr);
             _mm512_madd_epi16(p, _mm512_set1_epi16(1))
         }
     }
@@ -286,7 +269,8 @@ unsafe fn dot_i8<const VNNI: bool>(a: __m512i, b: __m512i) -> __m512i {
     unsafe {
         let k80 = _mm512_set1_epi8(-128);
         if VNNI {
-            dot_u8_off::<true>(_mm512_xor_si512(a, k80), k80, b)
+            let corr = dot_u8_corr::<true>(k80, b);
+            dot_u8_sub::<true>(_mm512_xor_si512(a, k80), k80, &(b, corr))
         } else {
             let neg = _mm512_movepi8_mask(a);
             let sb = _mm512_mask_sub_epi8(b, neg, _mm512_setzero_si512(), b);
@@ -312,37 +296,97 @@ unsafe fn mac16<const VNNI: bool>(acc: __m512i, p16: __m512i, s16: __m512i) -> _
     }
 }
 
-/// The legacy-format driver: `body(i, d)` returns the i32 lane sums of blocks `i` and `i + 1`
-/// (block `i` in the low 256 bits); `d` holds the block scale products. Blocks left over
-/// (fewer than four) are done by the AVX2 kernel `$tail`.
-macro_rules! legacy_loop {
-    ($w:expr, $x:expr, $nb:expr, $ws:expr, $xs:expr, $woff_d:expr, $xoff_d:expr,
-     $tail:path, |$i:ident| $body:expr) => {{
-        let (w, x, nb) = ($w, $x, $nb);
-        let mut acc0 = _mm512_setzero_ps();
-        let mut acc1 = _mm512_setzero_ps();
+/// The legacy-format driver for `R` weight rows (`$w: [*const u8; R]`, `R` a const generic in
+/// scope) against one activation row `$x`, returning `[f32; R]`. For every four blocks
+/// `i..i + 4`: `$ybody` (with `$yi` = `i` and then `i + 2`) prepares the activation side of
+/// blocks `$yi`, `$yi + 1`, shared by the rows; `$rbody` (with `$wr` the row, `$ri` the block,
+/// `$yv` the prepared activation side) returns that row's i32 lane sums of the two blocks
+/// (block `$ri` in the low 256 bits). The scale products come from the f16 pairs at the block
+/// starts (`d`, and with `$mins` also `m_w s_x` for Q4_1/Q5_1); leftover blocks go to the AVX2
+/// kernel `$tail`. Each row's arithmetic does not depend on `R`, so a row's result is the same
+/// bits whether it is computed alone or with others.
+macro_rules! legacy_rows {
+    ($w:expr, $x:expr, $nb:expr, $ws:expr, $xs:expr, $mins:expr, $tail:path,
+     |$yi:ident| $ybody:expr, |$wr:ident, $ri:ident, $yv:ident| $rbody:expr) => {{
+        let (w, x, nb): ([*const u8; R], *const u8, usize) = ($w, $x, $nb);
+        let mut acc0 = [_mm512_setzero_ps(); R];
+        let mut acc1 = [_mm512_setzero_ps(); R];
+        // Odd lanes: the m_w s_x terms (Q4_1/Q5_1).
+        let mut accm = [_mm256_setzero_ps(); R];
         let mut i = 0;
         while i + 4 <= nb {
-            let d = scales4(w.add($ws * i + $woff_d), $ws, x.add($xs * i + $xoff_d), $xs);
-            let s0 = {
-                let $i = i;
-                $body
+            let xb = x.add($xs * i);
+            let xv = _mm256_cvtph_ps(_mm_setr_epi32(
+                rd32(xb),
+                rd32(xb.add($xs)),
+                rd32(xb.add(2 * $xs)),
+                rd32(xb.add(3 * $xs)),
+            ));
+            let y0 = {
+                let $yi = i;
+                $ybody
             };
-            let s1 = {
-                let $i = i + 2;
-                $body
+            let y1 = {
+                let $yi = i + 2;
+                $ybody
             };
-            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), spread2(d, 0), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), spread2(d, 1), acc1);
+            for r in 0..R {
+                let wb = w[r].add($ws * i);
+                let wv = _mm256_cvtph_ps(_mm_setr_epi32(
+                    rd32(wb),
+                    rd32(wb.add($ws)),
+                    rd32(wb.add(2 * $ws)),
+                    rd32(wb.add(3 * $ws)),
+                ));
+                let d = _mm256_mul_ps(wv, xv);
+                if $mins {
+                    accm[r] = _mm256_add_ps(accm[r], d);
+                }
+                let s0 = {
+                    let ($wr, $ri, $yv) = (w[r], i, &y0);
+                    $rbody
+                };
+                let s1 = {
+                    let ($wr, $ri, $yv) = (w[r], i + 2, &y1);
+                    $rbody
+                };
+                acc0[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), spread_pairs(d, 0), acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), spread_pairs(d, 1), acc1[r]);
+            }
             i += 4;
         }
-        let tail = if i < nb {
-            $tail(w.add($ws * i), x.add($xs * i), nb - i)
-        } else {
-            0.0
-        };
-        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail
+        let mut out = [0.0f32; R];
+        for r in 0..R {
+            let tail = if i < nb {
+                $tail(w[r].add($ws * i), x.add($xs * i), nb - i)
+            } else {
+                0.0
+            };
+            let sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r]));
+            out[r] = if $mins {
+                let odd = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
+                sum + avx2::hsum_ps(_mm256_and_ps(accm[r], odd)) + tail
+            } else {
+                sum + tail
+            };
+        }
+        out
     }};
+}
+
+/// Defines the one-row kernel `$one` as the `R = 1` case of the rows kernel `$rows`.
+macro_rules! one_row {
+    ($($one:ident = $rows:ident;)*) => {$(
+        /// One row: the `R = 1` case of the rows kernel (same arithmetic, same bits).
+        ///
+        /// # Safety
+        /// As the rows kernel's.
+        #[inline(always)]
+        unsafe fn $one<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
+            // SAFETY: caller's contract.
+            unsafe { $rows::<VNNI, 1>([w], x, nb)[0] }
+        }
+    )*};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,35 +415,6 @@ unsafe fn dot_f32(w: *const u8, x: *const u8, n: usize) -> f32 {
         _mm512_reduce_add_ps(s)
             + (if i < n {
                 avx2::dot_f32(w.add(4 * i), x.add(4 * i), n - i)
-            } else {
-                0.0
-            })
-    }
-}
-
-/// f16 · f16 over `n` elements.
-///
-/// # Safety
-/// `w`, `x` readable for `2 n` bytes; AVX-512F, FMA, F16C.
-#[inline(always)]
-unsafe fn dot_f16(w: *const u8, x: *const u8, n: usize) -> f32 {
-    // SAFETY: every load is inside the `2 n` bytes.
-    unsafe {
-        let mut acc = [_mm512_setzero_ps(); 4];
-        let mut i = 0;
-        while i + 64 <= n {
-            for (u, a) in acc.iter_mut().enumerate() {
-                let o = 2 * (i + 16 * u);
-                let wv = _mm512_cvtph_ps(load32(w.add(o)));
-                let xv = _mm512_cvtph_ps(load32(x.add(o)));
-                *a = _mm512_fmadd_ps(wv, xv, *a);
-            }
-            i += 64;
-        }
-        let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-        _mm512_reduce_add_ps(s)
-            + (if i < n {
-                avx2::dot_f16(w.add(2 * i), x.add(2 * i), n - i)
             } else {
                 0.0
             })
@@ -445,39 +460,6 @@ unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
 // Legacy formats, two blocks per register.
 // ---------------------------------------------------------------------------------------------
 
-/// Q4_0 × Q8_0.
-///
-/// # Safety
-/// `w`: `nb` Q4_0 blocks, `x`: `nb` Q8_0 blocks; features as the module.
-#[inline(always)]
-unsafe fn dot_q4_0<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
-    unsafe {
-        let eight = _mm512_set1_epi8(8);
-        legacy_loop!(w, x, nb, 18, 34, 0, 0, avx2::dot_q4_0, |i| {
-            let q = nibbles2(w.add(18 * i + 2), w.add(18 * i + 20));
-            let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
-            dot_u8_off::<VNNI>(q, eight, y)
-        })
-    }
-}
-
-/// Q8_0 × Q8_0.
-///
-/// # Safety
-/// `w`, `x`: `nb` Q8_0 blocks; features as the module.
-#[inline(always)]
-unsafe fn dot_q8_0<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` is bytes `34 i .. 34 i + 34` of each; loads stay inside.
-    unsafe {
-        legacy_loop!(w, x, nb, 34, 34, 0, 0, avx2::dot_q8_0, |i| {
-            let q = load2x32(w.add(34 * i + 2), w.add(34 * i + 36));
-            let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
-            dot_i8::<VNNI>(q, y)
-        })
-    }
-}
-
 /// The fifth bits of two Q5 blocks as a 64-bit byte mask in element order.
 ///
 /// # Safety
@@ -489,98 +471,6 @@ unsafe fn qh_mask(a: *const u8, b: *const u8) -> __mmask64 {
         let lo = a.cast::<u32>().read_unaligned() as u64;
         let hi = b.cast::<u32>().read_unaligned() as u64;
         lo | hi << 32
-    }
-}
-
-/// Q5_0 × Q8_0.
-///
-/// # Safety
-/// `w`: `nb` Q5_0 blocks, `x`: `nb` Q8_0 blocks; features as the module.
-#[inline(always)]
-unsafe fn dot_q5_0<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `22 i ..`, of `x` `34 i ..`; loads stay inside.
-    unsafe {
-        let sixteen = _mm512_set1_epi8(16);
-        legacy_loop!(w, x, nb, 22, 34, 0, 0, avx2::dot_q5_0, |i| {
-            let (b0, b1) = (w.add(22 * i), w.add(22 * i + 22));
-            let q = nibbles2(b0.add(6), b1.add(6));
-            let q = _mm512_mask_add_epi8(q, qh_mask(b0.add(2), b1.add(2)), q, sixteen);
-            let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
-            dot_u8_off::<VNNI>(q, sixteen, y)
-        })
-    }
-}
-
-/// Q4_1 / Q5_1 driver: like `legacy_loop!` plus the `m_w s_x` terms (f16 at offset 2 of both
-/// blocks), summed separately.
-macro_rules! legacy_min_loop {
-    ($w:expr, $x:expr, $nb:expr, $ws:expr, $tail:path, |$i:ident| $body:expr) => {{
-        let (w, x, nb) = ($w, $x, $nb);
-        let mut acc0 = _mm512_setzero_ps();
-        let mut acc1 = _mm512_setzero_ps();
-        let mut accm = _mm_setzero_ps();
-        let mut i = 0;
-        while i + 4 <= nb {
-            let d = scales4(w.add($ws * i), $ws, x.add(36 * i), 36);
-            accm = _mm_add_ps(
-                accm,
-                scales4(w.add($ws * i + 2), $ws, x.add(36 * i + 2), 36),
-            );
-            let s0 = {
-                let $i = i;
-                $body
-            };
-            let s1 = {
-                let $i = i + 2;
-                $body
-            };
-            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), spread2(d, 0), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), spread2(d, 1), acc1);
-            i += 4;
-        }
-        let tail = if i < nb {
-            $tail(w.add($ws * i), x.add(36 * i), nb - i)
-        } else {
-            0.0
-        };
-        let m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
-        let m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + _mm_cvtss_f32(m) + tail
-    }};
-}
-
-/// Q4_1 × Q8_1.
-///
-/// # Safety
-/// `w`: `nb` Q4_1 blocks, `x`: `nb` Q8_1 blocks; features as the module.
-#[inline(always)]
-unsafe fn dot_q4_1<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `20 i ..`, of `x` `36 i ..`; loads stay inside.
-    unsafe {
-        legacy_min_loop!(w, x, nb, 20, avx2::dot_q4_1, |i| {
-            let q = nibbles2(w.add(20 * i + 4), w.add(20 * i + 24));
-            let y = load2x32(x.add(36 * i + 4), x.add(36 * i + 40));
-            dot_u8::<VNNI>(q, y)
-        })
-    }
-}
-
-/// Q5_1 × Q8_1.
-///
-/// # Safety
-/// `w`: `nb` Q5_1 blocks, `x`: `nb` Q8_1 blocks; features as the module.
-#[inline(always)]
-unsafe fn dot_q5_1<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `24 i ..`, of `x` `36 i ..`; loads stay inside.
-    unsafe {
-        let sixteen = _mm512_set1_epi8(16);
-        legacy_min_loop!(w, x, nb, 24, avx2::dot_q5_1, |i| {
-            let (b0, b1) = (w.add(24 * i), w.add(24 * i + 24));
-            let q = nibbles2(b0.add(8), b1.add(8));
-            let q = _mm512_mask_add_epi8(q, qh_mask(b0.add(4), b1.add(4)), q, sixteen);
-            let y = load2x32(x.add(36 * i + 4), x.add(36 * i + 40));
-            dot_u8::<VNNI>(q, y)
-        })
     }
 }
 
@@ -601,27 +491,218 @@ unsafe fn iq4nl_table(biased: bool) -> __m512i {
     }
 }
 
-/// IQ4_NL × Q8_0.
+one_row! {
+    dot_q4_0 = dot_q4_0_rows;
+    dot_q4_1 = dot_q4_1_rows;
+    dot_q5_0 = dot_q5_0_rows;
+    dot_q5_1 = dot_q5_1_rows;
+    dot_q8_0 = dot_q8_0_rows;
+    dot_iq4_nl = dot_iq4_nl_rows;
+}
+
+/// Q4_0 × Q8_0 for `R` rows.
 ///
 /// # Safety
-/// `w`: `nb` IQ4_NL blocks, `x`: `nb` Q8_0 blocks; features as the module.
+/// Each `w[r]`: `nb` Q4_0 blocks, `x`: `nb` Q8_0 blocks; features as the module.
 #[inline(always)]
-unsafe fn dot_iq4_nl<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
+unsafe fn dot_q4_0_rows<const VNNI: bool, const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
+    unsafe {
+        let eight = _mm512_set1_epi8(8);
+        legacy_rows!(
+            w,
+            x,
+            nb,
+            18,
+            34,
+            false,
+            avx2::dot_q4_0,
+            |i| {
+                let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
+                (y, dot_u8_corr::<VNNI>(eight, y))
+            },
+            |wr, i, y| {
+                let q = nibbles2(wr.add(18 * i + 2), wr.add(18 * i + 20));
+                dot_u8_sub::<VNNI>(q, eight, y)
+            }
+        )
+    }
+}
+
+/// Q8_0 × Q8_0 for `R` rows.
+///
+/// # Safety
+/// Each `w[r]` and `x`: `nb` Q8_0 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q8_0_rows<const VNNI: bool, const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` is bytes `34 i .. 34 i + 34` of each row; loads stay inside.
+    unsafe {
+        let k80 = _mm512_set1_epi8(-128);
+        legacy_rows!(
+            w,
+            x,
+            nb,
+            34,
+            34,
+            false,
+            avx2::dot_q8_0,
+            |i| {
+                let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
+                (y, dot_u8_corr::<VNNI>(k80, y))
+            },
+            |wr, i, y| {
+                let q = load2x32(wr.add(34 * i + 2), wr.add(34 * i + 36));
+                if VNNI {
+                    dot_u8_sub::<true>(_mm512_xor_si512(q, k80), k80, y)
+                } else {
+                    dot_i8::<false>(q, y.0)
+                }
+            }
+        )
+    }
+}
+
+/// Q5_0 × Q8_0 for `R` rows.
+///
+/// # Safety
+/// Each `w[r]`: `nb` Q5_0 blocks, `x`: `nb` Q8_0 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q5_0_rows<const VNNI: bool, const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `22 i ..`, of `x` `34 i ..`; loads stay inside.
+    unsafe {
+        let sixteen = _mm512_set1_epi8(16);
+        legacy_rows!(
+            w,
+            x,
+            nb,
+            22,
+            34,
+            false,
+            avx2::dot_q5_0,
+            |i| {
+                let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
+                (y, dot_u8_corr::<VNNI>(sixteen, y))
+            },
+            |wr, i, y| {
+                let (b0, b1) = (wr.add(22 * i), wr.add(22 * i + 22));
+                let q = nibbles2(b0.add(6), b1.add(6));
+                let q = _mm512_mask_add_epi8(q, qh_mask(b0.add(2), b1.add(2)), q, sixteen);
+                dot_u8_sub::<VNNI>(q, sixteen, y)
+            }
+        )
+    }
+}
+
+/// Q4_1 × Q8_1 for `R` rows.
+///
+/// # Safety
+/// Each `w[r]`: `nb` Q4_1 blocks, `x`: `nb` Q8_1 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q4_1_rows<const VNNI: bool, const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `20 i ..`, of `x` `36 i ..`; loads stay inside.
+    unsafe {
+        legacy_rows!(
+            w,
+            x,
+            nb,
+            20,
+            36,
+            true,
+            avx2::dot_q4_1,
+            |i| load2x32(x.add(36 * i + 4), x.add(36 * i + 40)),
+            |wr, i, y| {
+                let q = nibbles2(wr.add(20 * i + 4), wr.add(20 * i + 24));
+                dot_u8::<VNNI>(q, *y)
+            }
+        )
+    }
+}
+
+/// Q5_1 × Q8_1 for `R` rows.
+///
+/// # Safety
+/// Each `w[r]`: `nb` Q5_1 blocks, `x`: `nb` Q8_1 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q5_1_rows<const VNNI: bool, const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `24 i ..`, of `x` `36 i ..`; loads stay inside.
+    unsafe {
+        let sixteen = _mm512_set1_epi8(16);
+        legacy_rows!(
+            w,
+            x,
+            nb,
+            24,
+            36,
+            true,
+            avx2::dot_q5_1,
+            |i| load2x32(x.add(36 * i + 4), x.add(36 * i + 40)),
+            |wr, i, y| {
+                let (b0, b1) = (wr.add(24 * i), wr.add(24 * i + 24));
+                let q = nibbles2(b0.add(8), b1.add(8));
+                let q = _mm512_mask_add_epi8(q, qh_mask(b0.add(4), b1.add(4)), q, sixteen);
+                dot_u8::<VNNI>(q, *y)
+            }
+        )
+    }
+}
+
+/// IQ4_NL × Q8_0 for `R` rows.
+///
+/// # Safety
+/// Each `w[r]`: `nb` IQ4_NL blocks, `x`: `nb` Q8_0 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_iq4_nl_rows<const VNNI: bool, const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
     unsafe {
         // With VNNI: grid + 128 as unsigned bytes, minus 128 Σ y.
         let table = iq4nl_table(VNNI);
         let k80 = _mm512_set1_epi8(-128);
-        legacy_loop!(w, x, nb, 18, 34, 0, 0, avx2::dot_iq4_nl, |i| {
-            let idx = nibbles2(w.add(18 * i + 2), w.add(18 * i + 20));
-            let q = _mm512_shuffle_epi8(table, idx);
-            let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
-            if VNNI {
-                dot_u8_off::<true>(q, k80, y)
-            } else {
-                dot_i8::<false>(q, y)
+        legacy_rows!(
+            w,
+            x,
+            nb,
+            18,
+            34,
+            false,
+            avx2::dot_iq4_nl,
+            |i| {
+                let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
+                (y, dot_u8_corr::<VNNI>(k80, y))
+            },
+            |wr, i, y| {
+                let idx = nibbles2(wr.add(18 * i + 2), wr.add(18 * i + 20));
+                let q = _mm512_shuffle_epi8(table, idx);
+                if VNNI {
+                    dot_u8_sub::<true>(q, k80, y)
+                } else {
+                    dot_i8::<false>(q, y.0)
+                }
             }
-        })
+        )
     }
 }
 
@@ -632,32 +713,36 @@ unsafe fn dot_iq4_nl<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) ->
 const Q8K_QS: usize = 4;
 const Q8K_BSUMS: usize = 260;
 
-/// A vector of 32 i16 with lanes `8l..8l+8` (128-bit lane `l`) equal to `s[idx[l]]`, where
-/// `s` is the 16 i16 of `s16` (in its low 256 bits).
+/// A vector of 32 i16 whose 128-bit lane `l` is eight copies of i16 number `idx[l]` (0..8) of
+/// the same lane of `src` (`vpshufb`, no lane crossing).
 ///
 /// # Safety
 /// AVX-512BW.
 #[inline(always)]
-unsafe fn scales_by_lane(s16: __m512i, idx: [i16; 4]) -> __m512i {
+unsafe fn lane_splat(src: __m512i, idx: [i32; 4]) -> __m512i {
     // SAFETY: register-only intrinsics.
     unsafe {
-        let [a, b, c, d] = idx;
-        let v = _mm512_set_epi16(
-            d, d, d, d, d, d, d, d, c, c, c, c, c, c, c, c, b, b, b, b, b, b, b, b, a, a, a, a, a,
-            a, a, a,
-        );
-        _mm512_permutexvar_epi16(v, s16)
+        let c = |k: i32| {
+            let pair = (2 * k + 1) << 8 | (2 * k);
+            pair | pair << 16
+        };
+        let [a, b, cc, d] = idx.map(c);
+        let ctrl = _mm512_setr_epi32(a, a, a, a, b, b, b, b, cc, cc, cc, cc, d, d, d, d);
+        _mm512_shuffle_epi8(src, ctrl)
     }
 }
 
-/// A vector of 32 i16: lanes 0..16 `s[a]`, lanes 16..32 `s[b]`.
+/// `[lo, lo, hi, hi]`: the low and high 128 bits of `v` each in two lanes.
 ///
 /// # Safety
-/// AVX-512BW.
+/// AVX-512F.
 #[inline(always)]
-unsafe fn scales_by_half(s16: __m512i, a: i16, b: i16) -> __m512i {
+unsafe fn halves_to_lanes(v: __m256i) -> __m512i {
     // SAFETY: register-only intrinsics.
-    unsafe { scales_by_lane(s16, [a, a, b, b]) }
+    unsafe {
+        let z = _mm512_castsi256_si512(v);
+        _mm512_shuffle_i64x2(z, z, 0b01_01_00_00)
+    }
 }
 
 /// Bytes `1 << a` in the low 256 bits and `1 << b` in the high 256 bits (`a`, `b` in 0..8).
@@ -676,7 +761,8 @@ unsafe fn bit_pair(a: i32, b: i32) -> __m512i {
     }
 }
 
-/// Q4_K / Q5_K per-super-block setup: `(d, dmin, scales as i16 in a zmm, mins as i16)`.
+/// Q4_K / Q5_K per-super-block setup: `(d, dmin, the 8 scales as i16 in every lane, mins as
+/// i16)`.
 ///
 /// # Safety
 /// `wb` a Q4_K/Q5_K block, `xb` a Q8_K block; features as the module.
@@ -692,7 +778,7 @@ unsafe fn k4_setup(wb: *const u8, xb: *const u8) -> (f32, f32, __m512i, __m128i)
         let (sc, mn) = crate::kernels::scalar::k4_scales_mins(&packed);
         let sc = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(sc)));
         let mn = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(mn)));
-        (d, dmin, _mm512_castsi128_si512(sc), mn)
+        (d, dmin, _mm512_broadcast_i32x4(sc), mn)
     }
 }
 
@@ -737,11 +823,11 @@ unsafe fn dot_q4_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f
                 let qb = _mm512_shuffle_i64x2(lo, hi, 0b11_10_11_10);
                 let ya = load64(xb.add(Q8K_QS + 128 * h));
                 let yb = load64(xb.add(Q8K_QS + 128 * h + 64));
-                let g = 4 * h as i16;
+                let g = 4 * h as i32;
                 let pa = _mm512_maddubs_epi16(qa, ya);
                 let pb = _mm512_maddubs_epi16(qb, yb);
-                sumi = mac16::<VNNI>(sumi, pa, scales_by_half(sc, g, g + 1));
-                sumi = mac16::<VNNI>(sumi, pb, scales_by_half(sc, g + 2, g + 3));
+                sumi = mac16::<VNNI>(sumi, pa, lane_splat(sc, [g, g, g + 1, g + 1]));
+                sumi = mac16::<VNNI>(sumi, pb, lane_splat(sc, [g + 2, g + 2, g + 3, g + 3]));
             }
             acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
         }
@@ -785,11 +871,10 @@ unsafe fn dot_q5_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f
                 let qb = _mm512_mask_add_epi8(qb, kb, qb, sixteen);
                 let ya = load64(xb.add(Q8K_QS + 128 * h));
                 let yb = load64(xb.add(Q8K_QS + 128 * h + 64));
-                let g = g as i16;
                 let pa = _mm512_maddubs_epi16(qa, ya);
                 let pb = _mm512_maddubs_epi16(qb, yb);
-                sumi = mac16::<VNNI>(sumi, pa, scales_by_half(sc, g, g + 1));
-                sumi = mac16::<VNNI>(sumi, pb, scales_by_half(sc, g + 2, g + 3));
+                sumi = mac16::<VNNI>(sumi, pa, lane_splat(sc, [g, g, g + 1, g + 1]));
+                sumi = mac16::<VNNI>(sumi, pb, lane_splat(sc, [g + 2, g + 2, g + 3, g + 3]));
             }
             acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
         }
@@ -816,7 +901,6 @@ unsafe fn dot_q6_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f
             let sc16 = _mm256_cvtepi8_epi16(load16(wb.add(192)));
             let corr = _mm256_madd_epi16(sc16, load32(xb.add(Q8K_BSUMS)));
             let corr = _mm256_slli_epi32(corr, 5);
-            let sc = _mm512_castsi256_si512(sc16);
             let mut sumi = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), corr));
             // Zero the upper half of the cast (its content is undefined).
             sumi = _mm512_inserti64x4(sumi, _mm256_setzero_si256(), 1);
@@ -837,11 +921,17 @@ unsafe fn dot_q6_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f
                 );
                 let ya = load64(xb.add(Q8K_QS + 128 * h));
                 let yb = load64(xb.add(Q8K_QS + 128 * h + 64));
-                let g = 8 * h as i16;
+                // Groups 8h..8h+8: the scales in 128-bit half h of `sc16`.
+                let half = if h == 0 {
+                    _mm256_castsi256_si128(sc16)
+                } else {
+                    _mm256_extracti128_si256(sc16, 1)
+                };
+                let sc = _mm512_broadcast_i32x4(half);
                 let pa = _mm512_maddubs_epi16(qa, ya);
                 let pb = _mm512_maddubs_epi16(qb, yb);
-                sumi = mac16::<VNNI>(sumi, pa, scales_by_lane(sc, [g, g + 1, g + 2, g + 3]));
-                sumi = mac16::<VNNI>(sumi, pb, scales_by_lane(sc, [g + 4, g + 5, g + 6, g + 7]));
+                sumi = mac16::<VNNI>(sumi, pa, lane_splat(sc, [0, 1, 2, 3]));
+                sumi = mac16::<VNNI>(sumi, pb, lane_splat(sc, [4, 5, 6, 7]));
             }
             acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
         }
@@ -892,7 +982,7 @@ unsafe fn dot_q3_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f
             let d = avx2_f16_at(wb.add(108)) * xb.cast::<f32>().read_unaligned();
             let s16 = q3k_scales16(wb.add(96));
             let corr = _mm256_slli_epi32(_mm256_madd_epi16(s16, load32(xb.add(Q8K_BSUMS))), 2);
-            let sc = _mm512_castsi256_si512(s16);
+            let sc = halves_to_lanes(s16);
             let mut sumi = _mm512_inserti64x4(
                 _mm512_setzero_si512(),
                 _mm256_sub_epi32(_mm256_setzero_si256(), corr),
@@ -915,9 +1005,10 @@ unsafe fn dot_q3_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f
                     load32(xb.add(Q8K_QS + 128 + 32 * s)),
                     1,
                 );
-                let g = 2 * s as i16;
+                // Groups 2s, 2s+1 (low half of `s16`) and 8+2s, 9+2s (high half).
+                let g = 2 * s as i32;
                 let p = _mm512_maddubs_epi16(q, y);
-                sumi = mac16::<VNNI>(sumi, p, scales_by_lane(sc, [g, g + 1, g + 8, g + 9]));
+                sumi = mac16::<VNNI>(sumi, p, lane_splat(sc, [g, g + 1, g, g + 1]));
             }
             acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
         }
@@ -948,7 +1039,7 @@ unsafe fn dot_q2_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f
             let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
             let m = _mm256_madd_epi16(mins, load32(xb.add(Q8K_BSUMS)));
             accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(m), accm);
-            let s16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sc, m4)));
+            let s16 = halves_to_lanes(_mm256_cvtepu8_epi16(_mm_and_si128(sc, m4)));
             // qs bytes 0..64: byte 32k + l holds elements 128k + 32j + l at bits 2j.
             let q2 = load64(wb.add(16));
             let mut sumi = _mm512_setzero_si512();
@@ -959,77 +1050,12 @@ unsafe fn dot_q2_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f
                     load32(xb.add(Q8K_QS + 128 + 32 * j)),
                     1,
                 );
-                let g = 2 * j as i16;
+                let g = 2 * j as i32;
                 let p = _mm512_maddubs_epi16(q, y);
-                sumi = mac16::<VNNI>(sumi, p, scales_by_lane(s16, [g, g + 1, g + 8, g + 9]));
+                sumi = mac16::<VNNI>(sumi, p, lane_splat(s16, [g, g + 1, g, g + 1]));
             }
             acc = _mm512_fmadd_ps(_mm512_set1_ps(dall), _mm512_cvtepi32_ps(sumi), acc);
         }
         _mm512_reduce_add_ps(acc) - avx2::hsum_ps(accm)
-    }
-}
-
-/// IQ4_XS × Q8_K: eight groups of 32 with scales `ls − 32`.
-///
-/// # Safety
-/// `w`: `nb` IQ4_XS blocks (d 0, scales_h 2, scales_l 4, qs 8), `x`: `nb` Q8_K blocks;
-/// features as the module.
-#[inline(always)]
-unsafe fn dot_iq4_xs<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `136 i ..`, of `x` `292 i ..`; loads stay inside.
-    unsafe {
-        let table = iq4nl_table(VNNI);
-        let m4 = _mm512_set1_epi8(0x0F);
-        let mut acc = _mm512_setzero_ps();
-        for i in 0..nb {
-            let (wb, xb) = (w.add(136 * i), x.add(292 * i));
-            let d = avx2_f16_at(wb) * xb.cast::<f32>().read_unaligned();
-            let sh = wb.add(2).cast::<u16>().read_unaligned() as u32;
-            let sl = wb.add(4).cast::<u32>().read_unaligned();
-            let ls: [i32; 8] = std::array::from_fn(|g| {
-                (((sl >> (4 * g)) & 0xF) | (((sh >> (2 * g)) & 3) << 4)) as i32 - 32
-            });
-            let mut sumi = _mm512_setzero_si512();
-            if VNNI {
-                // Σ_g ls_g Σ (q + 128) y − 128 Σ_g ls_g (bsum_2g + bsum_2g+1).
-                let bs = xb.add(Q8K_BSUMS).cast::<[i16; 16]>().read_unaligned();
-                let mut corr = 0i32;
-                for g in 0..8 {
-                    corr += ls[g] * (bs[2 * g] as i32 + bs[2 * g + 1] as i32);
-                }
-                sumi = _mm512_castsi128_si512(_mm_cvtsi32_si128(-(corr << 7)));
-                sumi = _mm512_maskz_mov_epi32(1, sumi);
-            }
-            for g in (0..8).step_by(2) {
-                // Bytes 16g..16g+32: groups g and g+1.
-                let t = load32(wb.add(8 + 16 * g));
-                let z = _mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1);
-                let z = _mm512_and_si512(z, m4);
-                let idx = _mm512_shuffle_i64x2(z, z, 0b11_01_10_00);
-                let q = _mm512_shuffle_epi8(table, idx);
-                let y = load64(xb.add(Q8K_QS + 32 * g));
-                if VNNI {
-                    let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y);
-                    let s = _mm512_inserti64x4(
-                        _mm512_set1_epi32(ls[g]),
-                        _mm256_set1_epi32(ls[g + 1]),
-                        1,
-                    );
-                    sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, s));
-                } else {
-                    let neg = _mm512_movepi8_mask(q);
-                    let sy = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
-                    let p = _mm512_maddubs_epi16(_mm512_abs_epi8(q), sy);
-                    let s = _mm512_inserti64x4(
-                        _mm512_set1_epi16(ls[g] as i16),
-                        _mm256_set1_epi16(ls[g + 1] as i16),
-                        1,
-                    );
-                    sumi = mac16::<false>(sumi, p, s);
-                }
-            }
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-        }
-        _mm512_reduce_add_ps(acc)
     }
 }
