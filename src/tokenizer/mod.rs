@@ -212,7 +212,7 @@ const NONE: u32 = u32::MAX;
 
 /// A loaded tokenizer. Cheap to share (`&Tokenizer` is `Sync`); every call allocates its own
 /// small scratch buffers.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Tokenizer {
     vocab: Vocab,
     model: Model,
@@ -230,6 +230,22 @@ pub struct Tokenizer {
     spm_crossers: Vec<(Vec<u8>, Vec<usize>)>,
     /// SentencePiece: cut text into words before `▁` (off when there are too many crossers).
     spm_split: bool,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    /// A summary (the vocabulary itself is far too large to print).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("model", &self.model_kind)
+            .field("pre", &self.pre_name)
+            .field("n_vocab", &self.vocab.len())
+            .field("n_special", &self.matcher.len())
+            .field("special", &self.special)
+            .field("add_bos", &self.flags.add_bos)
+            .field("add_eos", &self.flags.add_eos)
+            .field("add_space_prefix", &self.flags.add_space_prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Per-call memo: the tokens of each distinct word (a BPE pre-token or a SentencePiece word),
@@ -1003,6 +1019,90 @@ mod tests {
             merges: Some(merges.to_vec()),
             ..Default::default()
         }
+    }
+
+    fn spm_tokenizer(add_space_prefix: bool) -> Tokenizer {
+        // Ids: 0-2 specials, 3 "▁hello", 4 "▁world", 5 "▁", 6 "<ctl>", 7.. bytes, then the
+        // pieces SentencePiece merges through ("▁h", "▁he" ... and the letters).
+        let mut tokens = vec![
+            "<unk>",
+            "<s>",
+            "</s>",
+            "\u{2581}hello",
+            "\u{2581}world",
+            "\u{2581}",
+            "<ctl>",
+        ];
+        let hex: Vec<String> = (0..256).map(|b| format!("<0x{b:02X}>")).collect();
+        tokens.extend(hex.iter().map(String::as_str));
+        let mut types = vec![2, 3, 3, 1, 1, 1, 3];
+        types.extend([6; 256]);
+        let steps = [
+            "h",
+            "e",
+            "l",
+            "o",
+            "w",
+            "r",
+            "d",
+            "\u{2581}h",
+            "\u{2581}he",
+            "\u{2581}hel",
+            "\u{2581}hell",
+        ];
+        let steps2 = ["\u{2581}w", "\u{2581}wo", "\u{2581}wor", "\u{2581}worl"];
+        tokens.extend(steps.iter().chain(&steps2));
+        types.extend(std::iter::repeat_n(1, steps.len() + steps2.len()));
+        // Longer pieces score higher, so merges build words left to right.
+        let scores: Vec<f32> = tokens.iter().map(|t| t.chars().count() as f32).collect();
+        Tokenizer::from_data(TokenizerData {
+            model: "llama",
+            tokens,
+            scores: Some(scores),
+            token_types: Some(types),
+            add_space_prefix: Some(add_space_prefix),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn spm_space_prefix_bytes_and_streaming() {
+        let t = spm_tokenizer(true);
+        let ids = t.encode("hello world", true, false).unwrap();
+        assert_eq!(ids, vec![1, 3, 4]);
+        // BOS removed with remove_special: no leading space to strip (llama.cpp keeps it).
+        assert_eq!(t.decode(&ids, true, false).unwrap(), b" hello world");
+        assert_eq!(t.decode(&ids[1..], false, false).unwrap(), b"hello world");
+        // After a special token the next fragment gets the prefix space again.
+        assert_eq!(
+            t.encode("hello<ctl>world", false, true).unwrap(),
+            vec![3, 6, 4]
+        );
+        assert_eq!(
+            t.encode("hello<ctl>world", false, false).unwrap().len(),
+            1 + 5 + 5
+        );
+        // "é" has no token: two byte tokens; the stream emits it whole, once complete.
+        let e = t.encode("é", false, false).unwrap();
+        assert_eq!(e, vec![5, 7 + 0xC3, 7 + 0xA9]);
+        let mut st = t.stream_decoder(false).at_text_start();
+        assert_eq!(st.push(e[0]).unwrap(), "");
+        assert_eq!(st.push(e[1]).unwrap(), "");
+        assert_eq!(st.push(e[2]).unwrap(), "é");
+        assert_eq!(st.finish(), "");
+        // An incomplete character at the end, and bytes that never form one.
+        let mut st = t.stream_decoder(false);
+        assert_eq!(st.push(7 + 0xE2).unwrap(), "");
+        assert_eq!(st.finish(), "\u{FFFD}");
+        assert_eq!(t.stream_decoder(false).push(7 + 0xFF).unwrap(), "\u{FFFD}");
+        // Control tokens only with `special`.
+        assert_eq!(t.token_to_piece(6, false).unwrap(), b"");
+        assert_eq!(t.token_to_piece(6, true).unwrap(), b"<ctl>");
+        assert!(matches!(
+            t.token_to_piece(9999, true),
+            Err(TokenizerError::InvalidTokenId { id: 9999, .. })
+        ));
     }
 
     #[test]
