@@ -807,6 +807,12 @@ impl Tokenizer {
         fast: bool,
         out: &mut Vec<u32>,
     ) -> Result<(), TokenizerError> {
+        if text.len() >= u32::MAX as usize {
+            return Err(TokenizerError::TooLarge {
+                what: "text to tokenize",
+                size: text.len() as u64,
+            });
+        }
         let mut part = PartitionScratch::default();
         let mut frags = Vec::new();
         self.matcher.partition(
