@@ -715,16 +715,14 @@ impl Tokenizer {
 
         let mut spm_crossers = Vec::new();
         if spm {
-            for id in 0..n as u32 {
+            for id in vocab.texts.containing_after_start(spm::ESCAPED_SPACE) {
                 let t = vocab.text(id);
-                if t.len() > spm::ESCAPED_SPACE.len()
-                    && t[1..].contains(&0xE2)
-                    && contains(&t[1..], spm::ESCAPED_SPACE)
-                {
-                    let inner: Vec<usize> = (1..t.len())
-                        .filter(|&k| t[k..].starts_with(spm::ESCAPED_SPACE))
-                        .collect();
-                    spm_crossers.push((t.to_vec(), inner));
+                let inner: Vec<usize> = (1..t.len())
+                    .filter(|&k| t[k..].starts_with(spm::ESCAPED_SPACE))
+                    .collect();
+                spm_crossers.push((t.to_vec(), inner));
+                if spm_crossers.len() > 64 {
+                    break;
                 }
             }
         }
