@@ -7,6 +7,8 @@
 
 use std::path::PathBuf;
 
+pub use crate::chat::ChatError;
+pub use crate::generate::GenerateError;
 pub use crate::gguf::GgufError;
 pub use crate::model::ModelError;
 pub use crate::quant::QuantError;
@@ -26,12 +28,18 @@ pub enum Error {
     /// The tokenizer metadata is invalid, or encoding/decoding failed.
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    /// A chat template could not be rendered.
+    #[error(transparent)]
+    Chat(#[from] ChatError),
     /// A model could not be loaded or run.
     #[error(transparent)]
     Model(#[from] ModelError),
     /// Sampler options or logits are invalid.
     #[error(transparent)]
     Sampling(#[from] SamplingError),
+    /// Generation options are invalid.
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
     /// Reading a file failed.
     #[error("{}: {source}", path.display())]
     Io {

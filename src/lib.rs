@@ -12,6 +12,7 @@
 pub mod chat;
 pub mod dtype;
 pub mod error;
+pub mod generate;
 pub mod gguf;
 pub mod kernels;
 pub mod model;
