@@ -32,8 +32,9 @@
 //! [`quantize_row_act`] (activation quantizers, byte-identical to `quant`'s references for
 //! finite input).
 //!
-//! Adding an ISA (NEON is next): write `aarch64/neon.rs` with a `pub(super) static` [`Kernels`]
-//! and return it from `aarch64::table`; nothing else changes.
+//! Adding an ISA (NEON is next): write `aarch64/neon.rs` with `pub(super) static` [`Kernels`]
+//! tables, declare it in `aarch64/mod.rs` and return the tables from `aarch64::table`; nothing
+//! outside `aarch64/` changes (see that module's docs).
 
 use std::sync::OnceLock;
 

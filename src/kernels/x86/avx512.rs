@@ -12,10 +12,11 @@
 //! (`x86::table`). The activation converters are the AVX2 ones (AVX-512 CPUs have AVX2).
 //! Leftover blocks that do not fill a 512-bit register are done with the AVX2 kernels.
 //!
-//! F16 and IQ4_XS use the AVX2 kernels in these tables too: on Zen 4, which executes a 512-bit
-//! operation as two 256-bit halves, the 512-bit versions (`vcvtph2ps zmm`; grid look-ups with
-//! mask-register sign handling) measured 20-35% slower than the AVX2 ones, so they were
-//! dropped. For the other types the 512-bit kernels are at least as fast.
+//! F16, IQ4_XS, Q2_K and Q3_K use the AVX2 kernels in these tables too: on Zen 4, which
+//! executes a 512-bit operation as two 256-bit halves, their 512-bit versions (`vcvtph2ps zmm`;
+//! grid look-ups with mask-register sign handling; the 2-bit formats' split activation loads)
+//! measured 8-35% slower than the AVX2 ones, so they were dropped. For the other types the
+//! 512-bit kernels are at least as fast (VNNI and two rows per pass help most).
 
 use std::arch::x86_64::*;
 
@@ -34,8 +35,8 @@ pub(in crate::kernels) static AVX512: Kernels = Kernels {
     q5_0: plain::q5_0,
     q5_1: plain::q5_1,
     q8_0: plain::q8_0,
-    q2_k: plain::q2_k,
-    q3_k: plain::q3_k,
+    q2_k: avx2::AVX2.q2_k,
+    q3_k: avx2::AVX2.q3_k,
     q4_k: plain::q4_k,
     q5_k: plain::q5_k,
     q6_k: plain::q6_k,
@@ -59,8 +60,8 @@ pub(in crate::kernels) static AVX512_VNNI: Kernels = Kernels {
     q5_0: vnni::q5_0,
     q5_1: vnni::q5_1,
     q8_0: vnni::q8_0,
-    q2_k: vnni::q2_k,
-    q3_k: vnni::q3_k,
+    q2_k: avx2::AVX2.q2_k,
+    q3_k: avx2::AVX2.q3_k,
     q4_k: vnni::q4_k,
     q5_k: vnni::q5_k,
     q6_k: vnni::q6_k,
@@ -84,8 +85,6 @@ mod plain {
         q5_0: dot_q5_0::<false>, 22, 34, pair = dot_q5_0_rows::<false, 2>;
         q5_1: dot_q5_1::<false>, 24, 36, pair = dot_q5_1_rows::<false, 2>;
         q8_0: dot_q8_0::<false>, 34, 34, pair = dot_q8_0_rows::<false, 2>;
-        q2_k: dot_q2_k::<false>, 84, 292;
-        q3_k: dot_q3_k::<false>, 110, 292;
         q4_k: dot_q4_k::<false>, 144, 292;
         q5_k: dot_q5_k::<false>, 176, 292;
         q6_k: dot_q6_k::<false>, 210, 292;
@@ -104,8 +103,6 @@ mod vnni {
         q5_0: dot_q5_0::<true>, 22, 34, pair = dot_q5_0_rows::<true, 2>;
         q5_1: dot_q5_1::<true>, 24, 36, pair = dot_q5_1_rows::<true, 2>;
         q8_0: dot_q8_0::<true>, 34, 34, pair = dot_q8_0_rows::<true, 2>;
-        q2_k: dot_q2_k::<true>, 84, 292;
-        q3_k: dot_q3_k::<true>, 110, 292;
         q4_k: dot_q4_k::<true>, 144, 292;
         q5_k: dot_q5_k::<true>, 176, 292;
         q6_k: dot_q6_k::<true>, 210, 292;
@@ -732,19 +729,6 @@ unsafe fn lane_splat(src: __m512i, idx: [i32; 4]) -> __m512i {
     }
 }
 
-/// `[lo, lo, hi, hi]`: the low and high 128 bits of `v` each in two lanes.
-///
-/// # Safety
-/// AVX-512F.
-#[inline(always)]
-unsafe fn halves_to_lanes(v: __m256i) -> __m512i {
-    // SAFETY: register-only intrinsics.
-    unsafe {
-        let z = _mm512_castsi256_si512(v);
-        _mm512_shuffle_i64x2(z, z, 0b01_01_00_00)
-    }
-}
-
 /// Bytes `1 << a` in the low 256 bits and `1 << b` in the high 256 bits (`a`, `b` in 0..8).
 ///
 /// # Safety
@@ -949,113 +933,5 @@ unsafe fn avx2_f16_at(p: *const u8) -> f32 {
     unsafe {
         let h = p.cast::<u16>().read_unaligned();
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
-    }
-}
-
-/// Q3_K's sixteen scales minus 32 as i16 in the low 256 bits.
-///
-/// # Safety
-/// `p` readable for 12 bytes; AVX-512F, AVX2.
-#[inline(always)]
-unsafe fn q3k_scales16(p: *const u8) -> __m256i {
-    // SAFETY: `p` readable for 12 bytes.
-    unsafe {
-        let packed: [u8; 12] = p.cast::<[u8; 12]>().read_unaligned();
-        let s = crate::kernels::scalar::q3k_scales(&packed);
-        _mm256_cvtepi8_epi16(_mm_sub_epi8(load16(s.as_ptr()), _mm_set1_epi8(32)))
-    }
-}
-
-/// Q3_K × Q8_K: q' = 2 low bits | hmask bit << 2 (value q' − 4), `Σ_g s_g (Σ q' y − 4 bsum_g)`.
-///
-/// # Safety
-/// `w`: `nb` Q3_K blocks, `x`: `nb` Q8_K blocks; features as the module.
-#[inline(always)]
-unsafe fn dot_q3_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `110 i ..`, of `x` `292 i ..`; loads stay inside.
-    unsafe {
-        let m3 = _mm512_set1_epi8(3);
-        let four = _mm512_set1_epi8(4);
-        let mut acc = _mm512_setzero_ps();
-        for i in 0..nb {
-            let (wb, xb) = (w.add(110 * i), x.add(292 * i));
-            let d = avx2_f16_at(wb.add(108)) * xb.cast::<f32>().read_unaligned();
-            let s16 = q3k_scales16(wb.add(96));
-            let corr = _mm256_slli_epi32(_mm256_madd_epi16(s16, load32(xb.add(Q8K_BSUMS))), 2);
-            let sc = halves_to_lanes(s16);
-            let mut sumi = _mm512_inserti64x4(
-                _mm512_setzero_si512(),
-                _mm256_sub_epi32(_mm256_setzero_si256(), corr),
-                0,
-            );
-            // qs bytes 0..64: byte 32h + l holds elements 128h + 32s + l at bits 2s.
-            let q3 = load64(wb.add(32));
-            let hm = _mm512_broadcast_i64x4(load32(wb));
-            let mut q = [_mm512_setzero_si512(); 4];
-            for (s, q) in q.iter_mut().enumerate() {
-                // Lanes: [elements 32s..32s+32 | 128 + 32s..128 + 32s + 32].
-                let lo =
-                    _mm512_and_si512(_mm512_srl_epi16(q3, _mm_cvtsi32_si128(2 * s as i32)), m3);
-                let k = _mm512_test_epi8_mask(hm, bit_pair(s as i32, 4 + s as i32));
-                *q = _mm512_mask_add_epi8(lo, k, lo, four);
-            }
-            for (s, q) in q.into_iter().enumerate() {
-                let y = _mm512_inserti64x4(
-                    _mm512_castsi256_si512(load32(xb.add(Q8K_QS + 32 * s))),
-                    load32(xb.add(Q8K_QS + 128 + 32 * s)),
-                    1,
-                );
-                // Groups 2s, 2s+1 (low half of `s16`) and 8+2s, 9+2s (high half).
-                let g = 2 * s as i32;
-                let p = _mm512_maddubs_epi16(q, y);
-                sumi = mac16::<VNNI>(sumi, p, lane_splat(sc, [g, g + 1, g, g + 1]));
-            }
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-        }
-        _mm512_reduce_add_ps(acc)
-    }
-}
-
-/// Q2_K × Q8_K.
-///
-/// # Safety
-/// `w`: `nb` Q2_K blocks (scales 0, qs 16, d 80, dmin 82), `x`: `nb` Q8_K blocks; features as
-/// the module.
-#[inline(always)]
-unsafe fn dot_q2_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `84 i ..`, of `x` `292 i ..`; loads stay inside.
-    unsafe {
-        let m3 = _mm512_set1_epi8(3);
-        let m4 = _mm_set1_epi8(0x0F);
-        let mut acc = _mm512_setzero_ps();
-        let mut accm = _mm256_setzero_ps();
-        for i in 0..nb {
-            let (wb, xb) = (w.add(84 * i), x.add(292 * i));
-            let yd = xb.cast::<f32>().read_unaligned();
-            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(wb.add(80).cast::<i32>().read_unaligned()));
-            let dall = _mm_cvtss_f32(dm) * yd;
-            let dmin = _mm_cvtss_f32(_mm_movehdup_ps(dm)) * yd;
-            let sc = load16(wb);
-            let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
-            let m = _mm256_madd_epi16(mins, load32(xb.add(Q8K_BSUMS)));
-            accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(m), accm);
-            let s16 = halves_to_lanes(_mm256_cvtepu8_epi16(_mm_and_si128(sc, m4)));
-            // qs bytes 0..64: byte 32k + l holds elements 128k + 32j + l at bits 2j.
-            let q2 = load64(wb.add(16));
-            let mut sumi = _mm512_setzero_si512();
-            for j in 0..4 {
-                let q = _mm512_and_si512(_mm512_srl_epi16(q2, _mm_cvtsi32_si128(2 * j as i32)), m3);
-                let y = _mm512_inserti64x4(
-                    _mm512_castsi256_si512(load32(xb.add(Q8K_QS + 32 * j))),
-                    load32(xb.add(Q8K_QS + 128 + 32 * j)),
-                    1,
-                );
-                let g = 2 * j as i32;
-                let p = _mm512_maddubs_epi16(q, y);
-                sumi = mac16::<VNNI>(sumi, p, lane_splat(s16, [g, g + 1, g, g + 1]));
-            }
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(dall), _mm512_cvtepi32_ps(sumi), acc);
-        }
-        _mm512_reduce_add_ps(acc) - avx2::hsum_ps(accm)
     }
 }
