@@ -217,13 +217,16 @@ struct Sym {
     next: u32,
 }
 
+/// A queued merge: `(rank, left, left sym, right, right sym, merged sym)`.
+type Candidate = (u32, u32, u32, u32, u32, u32);
+
 /// Reusable buffers for [`BpeModel::encode_word`].
 #[derive(Default, Debug)]
 pub(crate) struct BpeScratch {
     syms: Vec<Sym>,
     /// Min-heap of `(rank, left, left sym, right, right sym, merged sym)`: lowest rank first,
     /// then leftmost, as llama.cpp's `llm_bigram_bpe::comparator`.
-    heap: BinaryHeap<Reverse<(u32, u32, u32, u32, u32, u32)>>,
+    heap: BinaryHeap<Reverse<Candidate>>,
     /// Byte-encoded word.
     text: Vec<u8>,
 }

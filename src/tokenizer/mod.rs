@@ -204,7 +204,7 @@ struct Flags {
 
 #[derive(Clone, Debug)]
 enum Model {
-    Bpe { bpe: BpeModel, pre: PreConfig },
+    Bpe { bpe: Box<BpeModel>, pre: PreConfig },
     Spm,
 }
 
@@ -526,7 +526,10 @@ impl Tokenizer {
             special.bos = if pre.no_bos { None } else { Some(11) };
             special.eos = Some(11);
             (
-                Model::Bpe { bpe, pre },
+                Model::Bpe {
+                    bpe: Box::new(bpe),
+                    pre,
+                },
                 d.pre.unwrap_or("default").to_owned(),
             )
         };

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod inspect;
+mod template;
+mod tokenize;
 
 /// What a subcommand returns: any error is printed as `kiln: error: ...` with exit status 1.
 pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -25,12 +27,18 @@ struct Cli {
 enum Command {
     /// Describe a GGUF model: architecture, hyperparameters, tokenizer, tensors, memory needs.
     Inspect(inspect::Args),
+    /// Tokenize a text with the model's tokenizer; print the ids (JSON).
+    Tokenize(tokenize::Args),
+    /// Render a conversation with the model's chat template; print the prompt.
+    Template(template::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Tokenize(args) => tokenize::run(args),
+        Command::Template(args) => template::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
