@@ -25,3 +25,10 @@ pub mod tokenizer;
 
 pub use dtype::GgmlType;
 pub use error::{Error, Result};
+pub use generate::{
+    CancelHandle, Chat, GenerateOptions, Generator, LoadOptions, StopReason, Token,
+};
+pub use model::Model;
+
+#[doc(hidden)]
+pub use generate::testing;
