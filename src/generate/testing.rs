@@ -67,6 +67,15 @@ impl Rng {
 
 /// The GGUF file of the tiny model with random f32 weights drawn from `seed`.
 pub fn tiny_model_bytes(seed: u64) -> crate::Result<Vec<u8>> {
+    build(seed, true)
+}
+
+/// The tiny model's file without any tokenizer metadata.
+pub fn tiny_model_bytes_without_tokenizer(seed: u64) -> crate::Result<Vec<u8>> {
+    build(seed, false)
+}
+
+fn build(seed: u64, with_tokenizer: bool) -> crate::Result<Vec<u8>> {
     let vocab = vocab();
     let n_vocab = vocab.len();
     let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
@@ -110,18 +119,20 @@ pub fn tiny_model_bytes(seed: u64) -> crate::Result<Vec<u8>> {
     w.add_u32("llama.attention.head_count_kv", u(N_HEAD_KV))?;
     w.add_f32("llama.attention.layer_norm_rms_epsilon", 1e-5)?;
     w.add_f32("llama.rope.freq_base", 10000.0)?;
-    w.add_str("tokenizer.ggml.model", "gpt2")?;
-    w.add_str("tokenizer.ggml.pre", "gpt-2")?;
-    w.add_str_array("tokenizer.ggml.tokens", vocab.iter().map(String::as_str))?;
     let types: Vec<i32> = (0..n_vocab)
         .map(|i| if i < SPECIALS.len() { 3 } else { 1 })
         .collect();
-    w.add_array("tokenizer.ggml.token_type", &types)?;
-    w.add_str_array("tokenizer.ggml.merges", MERGES)?;
-    w.add_u32("tokenizer.ggml.bos_token_id", 0)?;
-    w.add_u32("tokenizer.ggml.eos_token_id", 0)?;
-    w.add_bool("tokenizer.ggml.add_bos_token", true)?;
-    w.add_str("tokenizer.chat_template", CHATML)?;
+    if with_tokenizer {
+        w.add_str("tokenizer.ggml.model", "gpt2")?;
+        w.add_str("tokenizer.ggml.pre", "gpt-2")?;
+        w.add_str_array("tokenizer.ggml.tokens", vocab.iter().map(String::as_str))?;
+        w.add_array("tokenizer.ggml.token_type", &types)?;
+        w.add_str_array("tokenizer.ggml.merges", MERGES)?;
+        w.add_u32("tokenizer.ggml.bos_token_id", 0)?;
+        w.add_u32("tokenizer.ggml.eos_token_id", 0)?;
+        w.add_bool("tokenizer.ggml.add_bos_token", true)?;
+        w.add_str("tokenizer.chat_template", CHATML)?;
+    }
     for (name, dims, data) in &tensors {
         w.add_tensor(name, GgmlType::F32, dims, data)?;
     }
