@@ -8,7 +8,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod chat;
+mod common;
 mod inspect;
+mod run;
 mod template;
 mod tokenize;
 
@@ -31,6 +34,10 @@ enum Command {
     Tokenize(tokenize::Args),
     /// Render a conversation with the model's chat template; print the prompt.
     Template(template::Args),
+    /// Generate text from a prompt (or, with --chat, answer it) and stream it to stdout.
+    Run(run::Args),
+    /// Chat with a model interactively (stdin/stdout).
+    Chat(chat::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +46,8 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Template(args) => template::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Chat(args) => chat::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
