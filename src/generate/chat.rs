@@ -236,6 +236,7 @@ impl Chat {
 /// made by [`Chat::send`]. When it ends or is dropped, the answer so far is added to the
 /// conversation.
 #[derive(Debug)]
+#[must_use = "the answer is generated only when the stream is iterated"]
 pub struct ChatStream<'c> {
     stream: Stream<'c>,
     messages: &'c mut Vec<ChatMessage>,

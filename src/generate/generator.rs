@@ -347,6 +347,7 @@ fn tokenizer(model: &Model) -> &Tokenizer {
 /// evaluated when generation continues). A forward-pass or sampling error is returned once,
 /// then the iterator ends.
 #[derive(Debug)]
+#[must_use = "a stream generates nothing until it is iterated"]
 pub struct Stream<'g> {
     generator: &'g mut Generator,
     chain: SamplerChain,
