@@ -226,8 +226,8 @@ pub struct Tokenizer {
     model_kind: String,
     pre_name: String,
     newline: Option<u32>,
-    /// SentencePiece: tokens with a `▁` after their first byte, and those offsets.
-    spm_crossers: Vec<(u32, Vec<usize>)>,
+    /// SentencePiece: texts of tokens with a `▁` after their first byte, and those offsets.
+    spm_crossers: Vec<(Vec<u8>, Vec<usize>)>,
     /// SentencePiece: cut text into words before `▁` (off when there are too many crossers).
     spm_split: bool,
 }
@@ -703,7 +703,7 @@ impl Tokenizer {
                     let inner: Vec<usize> = (1..t.len())
                         .filter(|&k| t[k..].starts_with(spm::ESCAPED_SPACE))
                         .collect();
-                    spm_crossers.push((id, inner));
+                    spm_crossers.push((t.to_vec(), inner));
                 }
             }
         }
@@ -805,11 +805,7 @@ impl Tokenizer {
             Model::Spm => {
                 let mut s = SpmScratch::default();
                 let mut ends = Vec::new();
-                let crossers: Vec<(&[u8], Vec<usize>)> = self
-                    .spm_crossers
-                    .iter()
-                    .map(|(id, inner)| (self.vocab.text(*id), inner.clone()))
-                    .collect();
+                let crossers = &self.spm_crossers;
                 let mut prev_special = true;
                 for f in &frags {
                     match *f {
@@ -819,7 +815,7 @@ impl Tokenizer {
                             spm::escape_into(&mut s, prefix, raw);
                             let esc = spm::take_text(&mut s);
                             if fast && self.spm_split {
-                                spm::word_ends(&esc, &crossers, &mut ends);
+                                spm::word_ends(&esc, crossers, &mut ends);
                             } else {
                                 ends.clear();
                                 ends.push(esc.len());
