@@ -2,7 +2,7 @@
 //! (`llama.block_count`, `gemma3.attention.sliding_window`, ...).
 
 use crate::gguf::Gguf;
-use crate::ops::attention::MAX_HEAD_DIM;
+use crate::ops::attention::{MAX_HEAD_DIM, MAX_QUERIES};
 
 use super::ModelError;
 
@@ -224,6 +224,12 @@ impl Config {
             return bad(format!(
                 "head_count {} is not a multiple of head_count_kv {}",
                 self.n_head, self.n_head_kv
+            ));
+        }
+        if self.n_head / self.n_head_kv > MAX_QUERIES {
+            return bad(format!(
+                "{} query heads per key/value head exceed the supported {MAX_QUERIES}",
+                self.n_head / self.n_head_kv
             ));
         }
         if self.head_dim_k > MAX_HEAD_DIM || self.head_dim_v > MAX_HEAD_DIM {

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::GgmlType;
 use crate::kernels::{self, MatMulScratch};
 use crate::kv_cache::KvCache;
-use crate::ops::attention::{AttnParams, attend, row_to_f32};
+use crate::ops::attention::{AttnParams, attend_many, quantize_query, query_bytes, row_to_f32};
 use crate::ops::norm::rms_norm_rows;
 use crate::ops::rope::{RopeParams, rope_apply_heads, rope_cache};
 
@@ -31,6 +31,8 @@ pub const DEFAULT_N_CTX: usize = 4096;
 pub const DEFAULT_N_BATCH: usize = 512;
 /// Logit rows computed per output matmul.
 const LOGITS_GROUP: usize = 32;
+/// Queries per attention work item (all query heads of one KV head over a few tokens).
+const ATTN_QUERIES: usize = 64;
 
 /// How to create a [`Session`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +98,10 @@ pub(crate) struct Scratch {
     pub(crate) v: Vec<f32>,
     /// `[nb][n_head * head_dim_v]` attention output.
     pub(crate) att: Vec<f32>,
+    /// `[n_head_kv][nb][n_head / n_head_kv][head_dim_v]` attention output grouped by KV head.
+    pub(crate) att_g: Vec<f32>,
+    /// `[nb][n_head]` queries in the KV cache's partner type (bytes, 4-aligned storage).
+    pub(crate) qq: Vec<u32>,
     /// `[nb][n_embd]` block output before the residual add.
     pub(crate) o: Vec<f32>,
     /// `[nb][n_ff]` FFN gate.
@@ -165,7 +171,7 @@ impl Session {
             cfg.head_dim_k,
             cfg.head_dim_v,
         )?;
-        let scratch = Scratch::new(cfg, n_batch)?;
+        let scratch = Scratch::new(cfg, n_batch, opts.kv_type)?;
         let last_logits = alloc_f32(cfg.n_vocab, 1, "logits")?;
         Ok(Session {
             model,
@@ -360,7 +366,19 @@ fn forward_batch(
 }
 
 impl Scratch {
-    fn new(cfg: &Config, nb: usize) -> Result<Scratch, ModelError> {
+    fn new(cfg: &Config, nb: usize, kv_type: GgmlType) -> Result<Scratch, ModelError> {
+        let qb = query_bytes(kv_type, cfg.head_dim_k).ok_or(ModelError::KvHeadSize {
+            dtype: kv_type,
+            head_dim: cfg.head_dim_k,
+        })?;
+        let qq_words = checked(checked(nb, cfg.n_head)?, qb)?.div_ceil(4);
+        let mut qq = Vec::new();
+        qq.try_reserve_exact(qq_words)
+            .map_err(|_| ModelError::OutOfMemory {
+                what: "activations",
+                bytes: qq_words * 4,
+            })?;
+        qq.resize(qq_words, 0u32);
         let qd = checked(cfg.n_head, cfg.head_dim_k)?;
         let kd = checked(cfg.n_head_kv, cfg.head_dim_k)?;
         let vd = checked(cfg.n_head_kv, cfg.head_dim_v)?;
@@ -372,12 +390,14 @@ impl Scratch {
             k: alloc_f32(nb, kd, "activations")?,
             v: alloc_f32(nb, vd, "activations")?,
             att: alloc_f32(nb, ad, "activations")?,
+            att_g: alloc_f32(nb, ad, "activations")?,
+            qq,
             o: alloc_f32(nb, cfg.n_embd, "activations")?,
             gate: alloc_f32(nb, cfg.n_ff, "activations")?,
             up: alloc_f32(nb, cfg.n_ff, "activations")?,
             logits: alloc_f32(LOGITS_GROUP.min(nb), cfg.n_vocab, "logits")?,
             rope: alloc_f32(1, cfg.n_rot, "activations")?,
-            mm: MatMulScratch::default(),
+            mm: MatMulScratch::new(),
         })
     }
 }
@@ -456,8 +476,11 @@ pub(crate) fn rope_qk(
 }
 
 /// Stores the batch's keys and values in layer `il` of the cache, then computes causal
-/// attention for every (token, head) of the batch into `out` (`[n][n_head * head_dim_v]`).
+/// attention for every (token, head) of the batch into `fw.s.att` (`[n][n_head * head_dim_v]`).
 /// `window`: a query at position `p` sees only keys at positions `> p - window`.
+///
+/// Work items are (KV head, group of consecutive tokens): all query heads of a KV head over up
+/// to `ATTN_QUERIES` queries share each dequantized value tile.
 pub(crate) fn self_attention(
     fw: &mut Forward<'_>,
     il: usize,
@@ -467,30 +490,66 @@ pub(crate) fn self_attention(
     let cfg = fw.cfg;
     let (n, pos0) = (fw.n, fw.pos0);
     let (dk, dv) = (cfg.head_dim_k, cfg.head_dim_v);
-    let kw = cfg.n_head_kv * dk;
-    let vw = cfg.n_head_kv * dv;
+    let (n_head, n_kv, gqa) = (cfg.n_head, cfg.n_head_kv, cfg.gqa_ratio());
+    let kw = n_kv * dk;
+    let vw = n_kv * dv;
+    let s = &mut *fw.s;
     for t in 0..n {
         fw.kv.store(
             il,
             pos0 + t,
-            &fw.s.k[t * kw..(t + 1) * kw],
-            &fw.s.v[t * vw..(t + 1) * vw],
+            &s.k[t * kw..(t + 1) * kw],
+            &s.v[t * vw..(t + 1) * vw],
         )?;
     }
     let layer = fw.kv.layer(il);
-    let n_head = cfg.n_head;
-    let gqa = cfg.gqa_ratio();
-    let qw = n_head * dk;
-    let q = &fw.s.q;
-    fw.s.att[..n * n_head * dv]
-        .par_chunks_mut(dv)
-        .enumerate()
-        .try_for_each(|(i, out)| {
-            let (t, h) = (i / n_head, i % n_head);
-            let pos = pos0 + t;
-            let lo = window.map_or(0, |w| (pos + 1).saturating_sub(w));
-            let qh = &q[t * qw + h * dk..t * qw + (h + 1) * dk];
-            attend(qh, &layer, h / gqa, lo..pos + 1, p, out)
+    let dtype = layer.dtype();
+    let qb = query_bytes(dtype, dk).ok_or(ModelError::KvHeadSize {
+        dtype,
+        head_dim: dk,
+    })?;
+
+    // Queries in the cache's partner type: [n][n_head][qb] bytes.
+    let qq = &mut bytemuck::cast_slice_mut::<u32, u8>(&mut s.qq)[..n * n_head * qb];
+    qq.par_chunks_mut(n_head * qb)
+        .zip(s.q.par_chunks(n_head * dk))
+        .try_for_each(|(dst, src)| -> crate::Result<()> {
+            for (d, q) in dst.chunks_exact_mut(qb).zip(src.chunks_exact(dk)) {
+                quantize_query(dtype, q, d)?;
+            }
+            Ok(())
         })?;
+    let qq = &*qq;
+
+    // Attention into [n_kv][n][gqa][dv], one work item per (KV head, token group).
+    let tokens_per_item = (ATTN_QUERIES / gqa).max(1);
+    let per_head = n * gqa * dv;
+    s.att_g[..n_kv * per_head]
+        .par_chunks_mut(per_head)
+        .enumerate()
+        .try_for_each(|(g, og)| {
+            og.par_chunks_mut(tokens_per_item * gqa * dv)
+                .enumerate()
+                .try_for_each(|(c, out)| {
+                    let t0 = c * tokens_per_item;
+                    let query = |i: usize| {
+                        let t = t0 + i / gqa;
+                        let h = g * gqa + i % gqa;
+                        let pos = pos0 + t;
+                        let lo = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+                        let at = (t * n_head + h) * qb;
+                        (&qq[at..at + qb], lo..pos + 1)
+                    };
+                    attend_many(&layer, g, out.len() / dv, query, p, out)
+                })
+        })?;
+    // Back to [n][n_head][dv].
+    for g in 0..n_kv {
+        for t in 0..n {
+            let src = &s.att_g[(g * n + t) * gqa * dv..(g * n + t + 1) * gqa * dv];
+            let h0 = (t * n_head + g * gqa) * dv;
+            s.att[h0..h0 + gqa * dv].copy_from_slice(src);
+        }
+    }
     Ok(())
 }

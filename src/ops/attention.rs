@@ -1,14 +1,17 @@
-//! Scaled dot-product attention of one query row against a quantized KV cache.
+//! Scaled dot-product attention against a quantized KV cache, read in place.
 //!
-//! The cache is read in place, row by row, as llama.cpp's CPU flash attention does: the query
-//! is converted once to the cache type's partner type (`f32` for an `f32` cache, `f16` for
-//! `f16`, `q8_0` for `q8_0`/`q4_0`), each key row is dotted with it by
-//! [`crate::kernels::vec_dot`], and the softmax is computed online while value rows are
-//! dequantized one at a time and accumulated in `f32`. Nothing of the cache is copied.
+//! As in llama.cpp's CPU flash attention, each query is converted once to the cache type's
+//! partner type (`f32` for an `f32` cache, `f16` for `f16`, `q8_0` for `q8_0`/`q4_0`), each key
+//! row is dotted with it by [`crate::kernels::vec_dot`] straight from the cache, and the softmax
+//! is computed online. Values are dequantized one tile of [`KEY_TILE`] rows at a time into a
+//! small stack buffer and accumulated in `f32` by every query of the group that needs them, so
+//! the conversion is shared by all queries of a KV head in a batch. Nothing of the cache is
+//! copied as a whole.
+//!
+//! Tiles are aligned to absolute key positions, so a query's result does not depend on which
+//! other queries it is grouped with (or on the thread that runs the group).
 
 use std::ops::Range;
-
-use half::f16;
 
 use crate::GgmlType;
 use crate::kernels;
@@ -17,6 +20,12 @@ use crate::quant::{QuantError, dequantize_row};
 
 /// The largest head size the attention supports (its scratch rows live on the stack).
 pub const MAX_HEAD_DIM: usize = 1024;
+/// The most queries one [`attend_many`] call handles.
+pub const MAX_QUERIES: usize = 256;
+/// Keys per value tile (fewer for heads larger than 256).
+pub const KEY_TILE: usize = 32;
+/// Floats of the value tile buffer.
+const TILE_FLOATS: usize = 8192;
 
 /// How scores are formed from `q·k`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,50 +51,103 @@ pub fn attend(
     p: &AttnParams,
     out: &mut [f32],
 ) -> Result<(), QuantError> {
-    let dk = kv.head_dim_k();
-    let dv = kv.head_dim_v();
-    assert!(q.len() == dk && out.len() == dv, "attend: bad q/out length");
+    assert!(q.len() == kv.head_dim_k(), "attend: bad q length");
+    assert!(q.len() <= MAX_HEAD_DIM, "attend: head too large");
+    // The query in the partner type of the cache: at most 4 bytes per element.
+    let mut q_buf = [0u32; MAX_HEAD_DIM];
+    let n = quantize_query(kv.dtype(), q, bytemuck::cast_slice_mut(&mut q_buf[..]))?;
+    let q_bytes = &bytemuck::cast_slice::<u32, u8>(&q_buf)[..n];
+    attend_many(kv, kv_head, 1, |_| (q_bytes, keys.clone()), p, out)
+}
+
+/// Attention of `nq` queries that share `kv_head`: `query(i)` gives query `i` already in the
+/// partner type ([`query_type`], see [`quantize_query`]) and the key positions it sees;
+/// `out` is `[nq][head_dim_v]`. Each query's result is the same as [`attend`]'s.
+///
+/// # Panics
+/// If `nq > MAX_QUERIES`, `out` is not `nq` value rows, or a head exceeds [`MAX_HEAD_DIM`].
+pub fn attend_many<'q>(
+    kv: &LayerKv<'_>,
+    kv_head: usize,
+    nq: usize,
+    query: impl Fn(usize) -> (&'q [u8], Range<usize>),
+    p: &AttnParams,
+    out: &mut [f32],
+) -> Result<(), QuantError> {
+    let (dk, dv) = (kv.head_dim_k(), kv.head_dim_v());
+    assert!(
+        nq <= MAX_QUERIES && out.len() == nq * dv,
+        "attend: bad query count or output length"
+    );
     assert!(
         dk <= MAX_HEAD_DIM && dv <= MAX_HEAD_DIM,
         "attend: head too large"
     );
+    let tile = (TILE_FLOATS / dv.max(1)).clamp(1, KEY_TILE);
+    let dtype = kv.dtype();
 
-    // The query in the partner type of the cache: at most 4 bytes per element.
-    let mut q_buf = [0u32; MAX_HEAD_DIM];
-    let q_bytes = quantize_query(kv.dtype(), q, bytemuck::cast_slice_mut(&mut q_buf[..]))?;
-    // One dequantized value row.
-    let mut v_buf = [0.0f32; MAX_HEAD_DIM];
-    let v_row = &mut v_buf[..dv];
-
-    out.fill(0.0);
-    let mut m = f32::NEG_INFINITY; // running maximum score
-    let mut s_sum = 0.0f32; // running sum of exp(score - m)
-    for pos in keys {
-        let mut s = kernels::vec_dot(kv.dtype(), dk, kv.k_row(pos, kv_head), q_bytes)? * p.scale;
-        if let Some(cap) = p.softcap {
-            s = cap * (s / cap).tanh();
+    // Keys any query needs.
+    let (mut lo, mut hi) = (usize::MAX, 0);
+    for i in 0..nq {
+        let r = query(i).1;
+        if r.start < r.end {
+            lo = lo.min(r.start);
+            hi = hi.max(r.end);
         }
-        let (ms, vs) = if s > m {
-            let ms = (m - s).exp(); // 0 for the first key
-            m = s;
-            if ms != 1.0 {
-                for o in out.iter_mut() {
+    }
+    out.fill(0.0);
+    let mut m = [f32::NEG_INFINITY; MAX_QUERIES]; // running maximum score per query
+    let mut l = [0.0f32; MAX_QUERIES]; // running sum of exp(score - m) per query
+    let mut vt = [0.0f32; TILE_FLOATS]; // [tile][dv] values of the current tile
+    let mut sc = [0.0f32; KEY_TILE]; // one query's scores in the tile
+
+    let mut k0 = if lo < hi { lo / tile * tile } else { hi };
+    while k0 < hi {
+        let k1 = (k0 + tile).min(hi);
+        let first = k0.max(lo);
+        for pos in first..k1 {
+            let j = pos - k0;
+            dequantize_row(dtype, kv.v_row(pos, kv_head), &mut vt[j * dv..(j + 1) * dv])?;
+        }
+        for (i, row) in out.chunks_exact_mut(dv).enumerate() {
+            let (qb, r) = query(i);
+            let (a, b) = (k0.max(r.start), k1.min(r.end));
+            if a >= b {
+                continue;
+            }
+            let scores = &mut sc[..b - a];
+            for (s, pos) in scores.iter_mut().zip(a..b) {
+                let mut v = kernels::vec_dot(dtype, dk, kv.k_row(pos, kv_head), qb)? * p.scale;
+                if let Some(cap) = p.softcap {
+                    v = cap * (v / cap).tanh();
+                }
+                *s = v;
+            }
+            let tmax = scores.iter().fold(f32::NEG_INFINITY, |x, &y| x.max(y));
+            if tmax > m[i] {
+                let ms = (m[i] - tmax).exp(); // 0 when this is the query's first tile
+                for o in row.iter_mut() {
                     *o *= ms;
                 }
+                l[i] *= ms;
+                m[i] = tmax;
             }
-            (ms, 1.0)
-        } else {
-            (1.0, (s - m).exp())
-        };
-        row_to_f32(kv.dtype(), kv.v_row(pos, kv_head), v_row)?;
-        for (o, &v) in out.iter_mut().zip(v_row.iter()) {
-            *o += v * vs;
+            for (&s, pos) in scores.iter().zip(a..b) {
+                let w = (s - m[i]).exp();
+                l[i] += w;
+                let j = pos - k0;
+                for (o, &v) in row.iter_mut().zip(&vt[j * dv..(j + 1) * dv]) {
+                    *o += w * v;
+                }
+            }
         }
-        s_sum = s_sum * ms + vs;
+        k0 += tile;
     }
-    let inv = if s_sum == 0.0 { 0.0 } else { 1.0 / s_sum };
-    for o in out.iter_mut() {
-        *o *= inv;
+    for (i, row) in out.chunks_exact_mut(dv).enumerate() {
+        let inv = if l[i] == 0.0 { 0.0 } else { 1.0 / l[i] };
+        for o in row.iter_mut() {
+            *o *= inv;
+        }
     }
     Ok(())
 }
@@ -98,33 +160,25 @@ pub fn query_type(cache: GgmlType) -> GgmlType {
     }
 }
 
-/// Converts `q` to the partner type of `cache` in `buf`; returns the bytes written.
-fn quantize_query<'b>(
-    cache: GgmlType,
-    q: &[f32],
-    buf: &'b mut [u8],
-) -> Result<&'b [u8], QuantError> {
+/// Bytes of a query of `head_dim` elements in the partner type of `cache` (`None` if the head
+/// is not a whole number of its blocks).
+pub fn query_bytes(cache: GgmlType, head_dim: usize) -> Option<usize> {
+    query_type(cache)
+        .bytes_for(head_dim as u64)
+        .and_then(|b| usize::try_from(b).ok())
+}
+
+/// Converts `q` to the partner type of `cache` at the start of `buf`; returns the bytes written
+/// ([`query_bytes`]).
+///
+/// # Panics
+/// If `buf` is too short or `q` is not a whole number of the partner type's blocks (head sizes
+/// are checked when the cache is created).
+pub fn quantize_query(cache: GgmlType, q: &[f32], buf: &mut [u8]) -> Result<usize, QuantError> {
     let qt = query_type(cache);
-    let n = qt
-        .bytes_for(q.len() as u64)
-        .map_or(usize::MAX, |b| b as usize);
-    let Some(dst) = buf.get_mut(..n) else {
-        // Head sizes are checked to be whole blocks when the cache is created.
-        panic!(
-            "attend: query of {} elements does not fit {qt} blocks",
-            q.len()
-        );
-    };
-    match qt {
-        GgmlType::F32 => dst.copy_from_slice(bytemuck::cast_slice(q)),
-        GgmlType::F16 => {
-            for (d, &x) in dst.chunks_exact_mut(2).zip(q) {
-                d.copy_from_slice(&f16::from_f32(x).to_le_bytes());
-            }
-        }
-        _ => kernels::quantize_row_act(qt, q, dst)?,
-    }
-    Ok(dst)
+    let n = query_bytes(cache, q.len()).expect("attend: query is not whole blocks");
+    kernels::quantize_row_act(qt, q, &mut buf[..n])?;
+    Ok(n)
 }
 
 /// One row of any element type as `f32` ([`dequantize_row`], which also converts `f32`/`f16`).

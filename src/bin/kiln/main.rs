@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 mod chat;
 mod common;
 mod inspect;
+mod logits;
+mod perplexity;
 mod run;
 mod template;
 mod tokenize;
@@ -38,6 +40,10 @@ enum Command {
     Run(run::Args),
     /// Chat with a model interactively (stdin/stdout).
     Chat(chat::Args),
+    /// Per-position top logits and a greedy continuation of a prompt, as JSON.
+    Logits(logits::Args),
+    /// Perplexity of a text, with llama.cpp's method.
+    Perplexity(perplexity::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
         Command::Template(args) => template::run(args),
         Command::Run(args) => run::run(args),
         Command::Chat(args) => chat::run(args),
+        Command::Logits(args) => logits::run(args),
+        Command::Perplexity(args) => perplexity::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
