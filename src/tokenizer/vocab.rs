@@ -276,10 +276,9 @@ impl StringTable {
 /// An open-addressing map from `u64` keys (never `u64::MAX`) to `u64` values.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct U64Map {
-    /// Keys, `u64::MAX` = free; length a power of two.
-    keys: Vec<u64>,
-    /// Values, parallel to `keys`.
-    vals: Vec<u64>,
+    /// `(key, value)` pairs, key `u64::MAX` = free; length a power of two. Key and value share a
+    /// cache line, so a hit costs one memory access.
+    slots: Vec<(u64, u64)>,
     len: usize,
     shift: u32,
 }
@@ -289,8 +288,7 @@ impl U64Map {
     pub(crate) fn with_capacity(n: usize) -> U64Map {
         let cap = (n * 2).max(16).next_power_of_two();
         U64Map {
-            keys: vec![u64::MAX; cap],
-            vals: vec![0; cap],
+            slots: vec![(u64::MAX, 0); cap],
             len: 0,
             shift: 64 - cap.trailing_zeros(),
         }
@@ -304,12 +302,12 @@ impl U64Map {
     /// The value for `key`.
     #[inline]
     pub(crate) fn get(&self, key: u64) -> Option<u64> {
-        let mask = self.keys.len() - 1;
+        let mask = self.slots.len() - 1;
         let mut i = self.slot(key);
         loop {
-            let k = self.keys[i];
+            let (k, v) = self.slots[i];
             if k == key {
-                return Some(self.vals[i]);
+                return Some(v);
             }
             if k == u64::MAX {
                 return None;
@@ -322,32 +320,29 @@ impl U64Map {
     /// `std::unordered_map::emplace`). Returns the value now stored.
     pub(crate) fn insert_first(&mut self, key: u64, val: u64) -> u64 {
         debug_assert!(key != u64::MAX);
-        if (self.len + 1) * 2 > self.keys.len() {
-            let old_k = std::mem::take(&mut self.keys);
-            let old_v = std::mem::take(&mut self.vals);
-            let cap = old_k.len() * 2;
+        if (self.len + 1) * 2 > self.slots.len() {
+            let old = std::mem::take(&mut self.slots);
+            let cap = old.len() * 2;
             *self = U64Map {
-                keys: vec![u64::MAX; cap],
-                vals: vec![0; cap],
+                slots: vec![(u64::MAX, 0); cap],
                 len: 0,
                 shift: 64 - cap.trailing_zeros(),
             };
-            for (k, v) in old_k.into_iter().zip(old_v) {
+            for (k, v) in old {
                 if k != u64::MAX {
                     self.insert_first(k, v);
                 }
             }
         }
-        let mask = self.keys.len() - 1;
+        let mask = self.slots.len() - 1;
         let mut i = self.slot(key);
         loop {
-            let k = self.keys[i];
+            let (k, v) = self.slots[i];
             if k == key {
-                return self.vals[i];
+                return v;
             }
             if k == u64::MAX {
-                self.keys[i] = key;
-                self.vals[i] = val;
+                self.slots[i] = (key, val);
                 self.len += 1;
                 return val;
             }
