@@ -157,7 +157,8 @@ impl Model {
         }
         // One generation needs no more positions than the prompt and the token limit.
         let mut sopts = self.session_options().clone();
-        if let Some(m) = opts.max_tokens() {
+        let valid = n_ctx <= self.config().n_ctx_train || sopts.allow_beyond_training_context;
+        if let Some(m) = opts.max_tokens().filter(|_| valid) {
             sopts.n_ctx = Some(n_ctx.min(ids.len().saturating_add(m)));
         }
         let mut g = self.generator_with(&sopts)?;

@@ -37,7 +37,13 @@ pub struct ModelArgs {
     #[arg(short = 'c', long, value_name = "N")]
     pub ctx: Option<usize>,
     /// Worker threads (default: all cores).
-    #[arg(short = 't', long, value_name = "N", default_value_t = 0)]
+    #[arg(
+        short = 't',
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     pub threads: usize,
     /// KV cache type: f32, f16, q8_0 or q4_0.
     #[arg(long, value_name = "T", default_value = "f16", value_parser = parse_kv_type)]
