@@ -63,3 +63,8 @@ pub use model::Model;
 
 #[doc(hidden)]
 pub use generate::testing;
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
