@@ -304,8 +304,9 @@ fn reference_kv(
     // llama.cpp's rotation of quantized caches (block sizes: the largest power of two dividing
     // the head for keys, 64 for values; only for heads that are multiples of 64)
     let quantized = rotate && matches!(kv, GgmlType::Q8_0 | GgmlType::Q4_0);
-    let rot_k = (quantized && s.head_dim % 64 == 0).then(|| 1 << s.head_dim.trailing_zeros());
-    let rot_v = (quantized && s.head_dim % 64 == 0).then_some(64);
+    let rot_k =
+        (quantized && s.head_dim.is_multiple_of(64)).then(|| 1 << s.head_dim.trailing_zeros());
+    let rot_v = (quantized && s.head_dim.is_multiple_of(64)).then_some(64);
     let gemma = s.arch == "gemma3";
     let (e, hd) = (s.n_embd, s.head_dim);
     let embd = get(t, "token_embd.weight");

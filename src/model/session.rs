@@ -276,7 +276,7 @@ impl Session {
             .into());
         }
         let n_ctx = self.kv.n_ctx();
-        let needed = self.n_past.checked_add(tokens.len()).unwrap_or(usize::MAX);
+        let needed = self.n_past.saturating_add(tokens.len());
         if needed > n_ctx {
             return Err(ModelError::ContextFull { needed, n_ctx }.into());
         }

@@ -192,7 +192,7 @@ pub fn quantize_query(cache: GgmlType, q: &[f32], buf: &mut [u8]) -> Result<usiz
 /// If `n` is not a power of two or `x.len()` is not a multiple of `n`.
 pub fn hadamard_rotate(x: &mut [f32], n: usize) {
     assert!(
-        n.is_power_of_two() && x.len() % n == 0,
+        n.is_power_of_two() && x.len().is_multiple_of(n),
         "hadamard: bad block size"
     );
     let scale = (1.0 / (n as f64).sqrt()) as f32;
@@ -226,14 +226,14 @@ pub fn kv_rotation(
     if matches!(cache, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
         return (None, None);
     }
-    let k = (head_dim_k > 0 && head_dim_k % 64 == 0).then(|| {
+    let k = (head_dim_k > 0 && head_dim_k.is_multiple_of(64)).then(|| {
         let mut n = 64;
-        while head_dim_k % (2 * n) == 0 {
+        while head_dim_k.is_multiple_of(2 * n) {
             n *= 2;
         }
         n
     });
-    let v = (head_dim_v > 0 && head_dim_v % 64 == 0).then_some(64);
+    let v = (head_dim_v > 0 && head_dim_v.is_multiple_of(64)).then_some(64);
     (k, v)
 }
 
@@ -434,8 +434,8 @@ mod tests {
         let mut c = KvCache::new(GgmlType::F32, 1, 2, 1, 32, 32).unwrap();
         let k0 = vec![1.0f32; 32];
         let k1 = vec![-1.0f32; 32];
-        c.store(0, 0, &k0, &vec![1.0; 32]).unwrap();
-        c.store(0, 1, &k1, &vec![0.0; 32]).unwrap();
+        c.store(0, 0, &k0, &[1.0; 32]).unwrap();
+        c.store(0, 1, &k1, &[0.0; 32]).unwrap();
         let q = vec![1.0f32; 32];
         // scores +32 / -32: uncapped the first key takes everything; capped at 1 the weights
         // are exp(tanh(32)) vs exp(-tanh(32)), i.e. e / (e + 1/e)
