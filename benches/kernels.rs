@@ -6,9 +6,9 @@
 //!   type and every ISA this CPU has.
 //! - `dot_bytes/<type>/<isa>`: the same for the process-wide ISA, as weight bytes per second.
 //! - `quantize/<act>/<isa>`: the activation quantizers, f32 elements per second.
-//! - `matvec/<rows>x<cols>/<type>/t<threads>`: `matmul` with one token at the shapes of the
-//!   real models (SmolLM2-135M: 576/1536, vocab 49152; Gemma-3-270M: 640/2048, vocab 262144),
-//!   with the process-wide ISA on a 1- and a 2-thread rayon pool; weight bytes per second.
+//! - `matvec/<cols>x<rows>/<type>/t<threads>`: `matmul` with one token at the shapes and types
+//!   of the real models' matrices (ggml dims order: row length x rows), with the process-wide
+//!   ISA on a 1- and a 2-thread rayon pool; weight bytes per second.
 //! - `membw/t<threads>`: reading a 256 MiB buffer, bytes per second (the ceiling for
 //!   matrices that do not fit in cache).
 
@@ -129,33 +129,17 @@ fn bench_quantize(c: &mut Criterion) {
 }
 
 fn bench_matvec(c: &mut Criterion) {
-    // (rows, cols, types): the matrices of SmolLM2-135M (Q4_1, Q8_0 embeddings/output) and
-    // Gemma-3-270M Q4_K_M (Q5_0, Q4_K, Q6_K, Q8_0).
+    // (cols, rows, types), named in ggml's dims order `ne0 x ne1` = row length x rows, with the
+    // types they have in SmolLM2-135M Q4_1 (ffn_up/gate 576x1536, ffn_down 1536x576, output
+    // 576x49152) and Gemma-3-270M Q4_K_M (ffn_up/gate 640x2048 Q5_0, ffn_down 2048x640
+    // Q4_K/Q6_K, output 640x262144).
     let shapes: &[(usize, usize, &[GgmlType])] = &[
-        (576, 1536, &[GgmlType::Q4_1, GgmlType::Q8_0]),
-        (1536, 576, &[GgmlType::Q4_1, GgmlType::Q8_0]),
-        (
-            640,
-            2048,
-            &[
-                GgmlType::Q4_K,
-                GgmlType::Q6_K,
-                GgmlType::Q5_0,
-                GgmlType::Q8_0,
-            ],
-        ),
-        (
-            2048,
-            640,
-            &[
-                GgmlType::Q4_K,
-                GgmlType::Q6_K,
-                GgmlType::Q5_0,
-                GgmlType::Q8_0,
-            ],
-        ),
-        (49152, 576, &[GgmlType::Q8_0]),
-        (262144, 640, &[GgmlType::Q8_0]),
+        (576, 1536, &[GgmlType::Q4_1]),
+        (1536, 576, &[GgmlType::Q4_1]),
+        (640, 2048, &[GgmlType::Q5_0]),
+        (2048, 640, &[GgmlType::Q4_K, GgmlType::Q6_K]),
+        (576, 49152, &[GgmlType::Q8_0]),
+        (640, 262144, &[GgmlType::Q8_0]),
     ];
     let pools: Vec<(usize, rayon::ThreadPool)> = [1, 2]
         .into_iter()
@@ -171,7 +155,7 @@ fn bench_matvec(c: &mut Criterion) {
         .collect();
     let mut rng = Rng(3);
     let mut g = c.benchmark_group("matvec");
-    for &(rows, cols, types) in shapes {
+    for &(cols, rows, types) in shapes {
         let x: Vec<f32> = (0..cols).map(|_| rng.f32()).collect();
         let mut out = vec![0.0f32; rows];
         for &t in types {
@@ -181,7 +165,7 @@ fn bench_matvec(c: &mut Criterion) {
             for (threads, pool) in &pools {
                 let mut scratch = MatMulScratch::new();
                 g.bench_function(
-                    BenchmarkId::new(format!("{rows}x{cols}/{t:?}"), format!("t{threads}")),
+                    BenchmarkId::new(format!("{cols}x{rows}/{t:?}"), format!("t{threads}")),
                     |b| {
                         pool.install(|| {
                             b.iter(|| {

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+pub use crate::chat::ChatError;
 pub use crate::generate::GenerateError;
 pub use crate::gguf::GgufError;
 pub use crate::model::ModelError;
@@ -27,6 +28,9 @@ pub enum Error {
     /// The tokenizer metadata is invalid, or encoding/decoding failed.
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    /// A chat template could not be rendered.
+    #[error(transparent)]
+    Chat(#[from] ChatError),
     /// A model could not be loaded or run.
     #[error(transparent)]
     Model(#[from] ModelError),

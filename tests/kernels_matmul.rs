@@ -87,8 +87,7 @@ fn matmul_equals_vec_dot_per_element() {
         let k = Kernels::for_isa(isa).unwrap();
         let mut scratch = MatMulScratch::new();
         for t in TYPES {
-            // 4096 columns of a K-quant make an activation row of 4672 bytes, so 70 tokens span
-            // two token tiles.
+            // 37 rows and 70 tokens span several 16-row × 64-token tiles, with partial ones.
             let cols = if t.block_size() == 256 { 4096 } else { 320 };
             let rows = 37;
             let data = matrix(t, rows, cols, &mut rng);

@@ -542,3 +542,28 @@ fn dot_rows_equals_vec_dot() {
         }
     }
 }
+
+/// Weight rows come from files: any bytes at all (NaN/inf scales, activations with -128,
+/// inconsistent sums) must give a result, never a panic or a read out of bounds.
+#[test]
+fn arbitrary_bytes_never_panic() {
+    let mut rng = Rng(0xBAD);
+    for isa in kernels::available_isas() {
+        let k = Kernels::for_isa(isa).unwrap();
+        for t in WEIGHT_TYPES {
+            let act = kernels::vec_dot_type(t);
+            for nb in [1, 3, 9] {
+                let n = nb * t.block_size();
+                let w: Vec<u8> = (0..t.bytes_for(n as u64).unwrap())
+                    .map(|_| rng.byte())
+                    .collect();
+                let x: Vec<u8> = (0..act.bytes_for(n as u64).unwrap())
+                    .map(|_| rng.byte())
+                    .collect();
+                let _ = k.vec_dot(t, n, &w, &x).unwrap();
+                let mut out = [0.0f32; 1];
+                k.dot_rows(t, n, &w, &x, &mut out).unwrap();
+            }
+        }
+    }
+}

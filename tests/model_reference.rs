@@ -9,15 +9,17 @@
 //! - the greedy continuation equals llama.cpp's for the first 16 tokens, or up to the first
 //!   near-tie (a step where llama.cpp's top-2 margin is < 0.1, or kiln's is < `KILN_NEAR_TIE`).
 //!
-//! Why the thresholds are what they are: both models, with activations quantized to 8 bits
-//! for every matrix product (as llama.cpp does), are chaotic at the level of single rounding
-//! decisions. Changing kiln's RMSNorm mean by one ulp (nothing else) moves its own outputs by
-//! a mean |Δ log-prob| of 0.046 (SmolLM2) / 0.060 (Gemma 3) and flips 5% of the top-1 tokens
-//! on the long prompt, and moved one greedy margin from 0.12 to 1.01 (swings of top-2 margins
-//! up to ~1.2 logits occur). An independent implementation therefore agrees with llama.cpp only
-//! to that noise floor unless it reproduces ggml's arithmetic bit for bit; the thresholds sit
-//! just above the floor. (The stricter targets -- 99% top-1, mean |Δ| <= 0.03, confident at a
-//! 0.5 margin, greedy up to llama.cpp's own near-tie -- are printed and below that floor.)
+//! THESE ARE REGRESSION BOUNDS, NOT THE ISSUE'S TARGETS. The issue's checks are: top-1 equal
+//! at >= 99% of positions and at every position where llama.cpp leads by >= 0.5; mean |Δ| <=
+//! 0.03; greedy equal up to llama.cpp's own first near-tie. kiln does not meet them yet
+//! (measured: SmolLM2 95.8% / 0.049, Gemma 3 96.2% / 0.057), so the forward-pass issue stays
+//! open. The bounds below sit just above what kiln measures today, so that any regression
+//! fails; tighten them as the remaining arithmetic differences from ggml are found. The strict
+//! figures are printed with `--nocapture`. (An experiment suggested high sensitivity: moving
+//! kiln's RMSNorm mean by one ulp moved its own outputs by a mean |Δ| of 0.046 / 0.060. That is
+//! an open question to explain, not a reason to accept the gap: reproducing llama.cpp's
+//! flash-attention arithmetic exactly moved agreement by < 0.3 points, so the difference is
+//! probably elsewhere, e.g. in the matmul float summation order; compare layer by layer.)
 
 mod common;
 

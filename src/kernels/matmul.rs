@@ -2,9 +2,10 @@
 //!
 //! `out[t][r] = dot(W row r, quantize(x[t]))`. The activations are quantized once per call into
 //! a reusable [`MatMulScratch`]; the weight rows are split into chunks spread over the current
-//! rayon pool; within a chunk, each weight row is dotted with a tile of tokens while it is in
-//! L1, and the tile of quantized activations stays in L2. Every output element is one call of
-//! one kernel (a fixed sequential reduction), so the result is bit-identical for any number of
+//! rayon pool. With several tokens, a chunk is worked through in tiles of 16 weight rows (kept
+//! in L1) by up to 64 tokens (their quantized activations stay in L2), each tile's results
+//! going through a small stack buffer into `out`. Every output element is one call of one
+//! kernel (a fixed sequential reduction), so the result is bit-identical for any number of
 //! threads and any chunking.
 
 use rayon::prelude::*;
@@ -80,8 +81,6 @@ impl<'a> QMatrix<'a> {
 pub struct MatMulScratch {
     /// Quantized activations: `[n_tokens][act row bytes]`.
     act: Vec<u8>,
-    /// Results before transposition, for `n_tokens > 1`: `[rows][n_tokens]`.
-    tmp: Vec<f32>,
 }
 
 impl MatMulScratch {
@@ -98,11 +97,26 @@ fn ensure_len<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
     }
 }
 
-/// Tokens per tile: enough that the tile's quantized activations (`tile × act_row_bytes`)
-/// fit comfortably in L2 next to the weight chunk.
-fn token_tile(act_row_bytes: usize) -> usize {
-    const L2_BUDGET: usize = 256 * 1024;
-    (L2_BUDGET / act_row_bytes.max(1)).clamp(1, 256)
+/// Rows and tokens of one tile of the `n_tokens > 1` path: the kernel dots `SUB_ROWS` weight
+/// rows (kept in L1) with up to `TILE_TOKENS` activation rows (in L2), into a stack buffer.
+const SUB_ROWS: usize = 16;
+const TILE_TOKENS: usize = 64;
+
+/// `out` as a raw pointer that parallel tasks share; each task writes only the elements of its
+/// own rows (see the `SAFETY` comment at the write).
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: the pointer is only used for writes to disjoint elements by the tasks of one
+// `matmul` call, which all finish before `matmul` returns (and before `out` is used again).
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
 }
 
 /// Rows per parallel work item: about 4 chunks per thread for balance, at least 16 rows so
@@ -182,51 +196,53 @@ impl Kernels {
         // 2. Dot every row with every token, rows in parallel chunks.
         let threads = rayon::current_num_threads();
         let chunk = chunk_rows(rows, threads);
-        let tile = token_tile(arb);
+        let parallel = threads > 1 && rows > chunk;
         if n_tokens == 1 {
             let work = |(i, o): (usize, &mut [f32])| {
                 let wr = &w.data[i * chunk * wrb..][..o.len() * wrb];
-                run_chunk(dot, wr, wrb, acts, arb, 1, tile, o);
+                // SAFETY: a `Kernels` value exists only for an ISA this CPU supports; `dot`
+                // checks the lengths.
+                unsafe { dot(wr, wrb, acts, arb, o, 1) };
             };
-            if threads > 1 && rows > chunk {
+            if parallel {
                 out.par_chunks_mut(chunk).enumerate().for_each(work);
             } else {
                 out.chunks_mut(chunk).enumerate().for_each(work);
             }
             return Ok(());
         }
-        let tmp_len = rows * n_tokens; // cannot overflow: out.len() == rows * n_tokens
-        ensure_len(&mut scratch.tmp, tmp_len);
-        let tmp = &mut scratch.tmp[..tmp_len];
-        let work = |(i, o): (usize, &mut [f32])| {
-            let wr = &w.data[i * chunk * wrb..][..(o.len() / n_tokens) * wrb];
-            run_chunk(dot, wr, wrb, acts, arb, n_tokens, tile, o);
+        let optr = OutPtr(out.as_mut_ptr());
+        let work = |ci: usize| {
+            let (r0, r1) = (ci * chunk, ((ci + 1) * chunk).min(rows));
+            run_chunk(
+                dot,
+                &w.data[r0 * wrb..r1 * wrb],
+                wrb,
+                acts,
+                arb,
+                n_tokens,
+                |r, t, v| {
+                    // SAFETY: `out` has `n_tokens * rows` elements (checked above) and `t <
+                    // n_tokens`, `r0 + r < r1 <= rows`; row ranges of different tasks are
+                    // disjoint, so every element is written by exactly one task, and nothing
+                    // reads `out` until all tasks are done.
+                    unsafe { *optr.get().add(t * rows + r0 + r) = v };
+                },
+            );
         };
-        if threads > 1 && rows > chunk {
-            tmp.par_chunks_mut(chunk * n_tokens)
-                .enumerate()
-                .for_each(work);
+        let n_chunks = rows.div_ceil(chunk);
+        if parallel {
+            (0..n_chunks).into_par_iter().for_each(work);
         } else {
-            tmp.chunks_mut(chunk * n_tokens).enumerate().for_each(work);
-        }
-        // 3. Transpose `[rows][n_tokens]` into `[n_tokens][rows]`.
-        let transpose = |(t, o): (usize, &mut [f32])| {
-            for (r, o) in o.iter_mut().enumerate() {
-                *o = tmp[r * n_tokens + t];
-            }
-        };
-        if threads > 1 {
-            out.par_chunks_mut(rows).enumerate().for_each(transpose);
-        } else {
-            out.chunks_mut(rows).enumerate().for_each(transpose);
+            (0..n_chunks).for_each(work);
         }
         Ok(())
     }
 }
 
 /// One chunk of weight rows (`w`: `[rows][wrb]`) against all `n_tokens` activation rows
-/// (`acts`: `[n_tokens][arb]`), token tile by token tile; `out` is `[rows][n_tokens]`.
-#[allow(clippy::too_many_arguments)]
+/// (`acts`: `[n_tokens][arb]`), `SUB_ROWS` rows by `TILE_TOKENS` tokens at a time; every result
+/// is handed to `store(row in chunk, token, value)`.
 fn run_chunk(
     dot: DotRowsFn,
     w: &[u8],
@@ -234,26 +250,26 @@ fn run_chunk(
     acts: &[u8],
     arb: usize,
     n_tokens: usize,
-    tile: usize,
-    out: &mut [f32],
+    mut store: impl FnMut(usize, usize, f32),
 ) {
-    let mut t0 = 0;
-    while t0 < n_tokens {
-        let t1 = (t0 + tile).min(n_tokens);
-        // SAFETY: a `Kernels` value exists only for an ISA this CPU supports; `dot` checks the
-        // lengths (rows of `w`, tokens `t0..t1`, `out` from element `t0` with stride
-        // `n_tokens`).
-        unsafe {
-            dot(
-                w,
-                wrb,
-                &acts[t0 * arb..t1 * arb],
-                arb,
-                &mut out[t0..],
-                n_tokens,
-            )
-        };
-        t0 = t1;
+    // [SUB_ROWS][TILE_TOKENS] results of one tile.
+    let mut tile = [0.0f32; SUB_ROWS * TILE_TOKENS];
+    for (si, wsub) in w.chunks(SUB_ROWS * wrb).enumerate() {
+        let sub_rows = wsub.len() / wrb;
+        let mut t0 = 0;
+        while t0 < n_tokens {
+            let nt = (n_tokens - t0).min(TILE_TOKENS);
+            let xs = &acts[t0 * arb..(t0 + nt) * arb];
+            // SAFETY: a `Kernels` value exists only for an ISA this CPU supports; `dot` checks
+            // the lengths (`sub_rows` rows, `nt` tokens, stride `nt` in `tile`).
+            unsafe { dot(wsub, wrb, xs, arb, &mut tile[..sub_rows * nt], nt) };
+            for r in 0..sub_rows {
+                for t in 0..nt {
+                    store(si * SUB_ROWS + r, t0 + t, tile[r * nt + t]);
+                }
+            }
+            t0 += nt;
+        }
     }
 }
 

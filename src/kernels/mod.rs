@@ -11,7 +11,7 @@
 //! | Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS  | Q8_K        |
 //! | F32 / F16 / BF16                      | F32 / F16 / BF16 |
 //!
-//! Each kernel exists once per instruction set ([`Isa`]): [`scalar`] is the reference (ggml's
+//! Each kernel exists once per instruction set ([`Isa`]): `scalar.rs` is the reference (ggml's
 //! generic C code, transcribed), `x86/avx2.rs` (AVX2 + FMA + F16C) and `x86/avx512.rs`
 //! (AVX-512 F/BW/VL, with or without VNNI) are the fast paths. A [`Kernels`] table holds one
 //! function per type for one ISA. The process-wide table is picked on first use: the best ISA
@@ -22,11 +22,19 @@
 //! The SIMD kernels compute exactly the same integer partial sums as the reference; only the
 //! order in which the per-block float terms are summed differs (so results agree to a few ulps
 //! of the sum of magnitudes, not bit for bit). A given table always gives the same bits for the
-//! same inputs, and [`matmul`] computes each output element with one call of one kernel, so
-//! its result does not depend on the number of threads.
+//! same inputs: the 32-element formats dot two weight rows at a time against one activation
+//! row (sharing the activation loads, scales and offset sums), and each row's arithmetic is the
+//! same as in the one-row kernel. [`matmul`] computes each output element that way, so its
+//! result does not depend on the number of threads or on how rows are chunked.
 //!
-//! Adding an ISA (NEON is next): write `aarch64/neon.rs` with a `pub(super) static` [`Kernels`]
-//! and return it from `aarch64::table`; nothing else changes.
+//! Entry points: [`vec_dot`] (one row), [`Kernels::dot_rows`] (many rows, one activation row),
+//! [`matmul`] (a matrix times token activations, quantized once, rows over the rayon pool),
+//! [`quantize_row_act`] (activation quantizers, byte-identical to `quant`'s references for
+//! finite input).
+//!
+//! Adding an ISA (NEON is next): write `aarch64/neon.rs` with `pub(super) static` [`Kernels`]
+//! tables, declare it in `aarch64/mod.rs` and return the tables from `aarch64::table`; nothing
+//! outside `aarch64/` changes (see that module's docs).
 
 use std::sync::OnceLock;
 
@@ -530,10 +538,15 @@ pub(crate) fn check_convert(x: &[f32], out: &[u8], block: usize, block_bytes: us
 }
 
 /// Generates [`DotRowsFn`]s that loop over rows × activation rows, calling a per-row kernel
-/// `$dot(w_ptr, x_ptr, nb) -> f32`. With `features = "..."`, the loop is compiled with those
+/// `$dot(w_ptr, x_ptr, nb) -> f32`, or with `pair = $dot2` a two-row kernel
+/// `$dot2([w_ptr; 2], x_ptr, nb) -> [f32; 2]` for pairs of rows (which must give each row the
+/// same bits as `$dot`). With `features = "..."`, the loop is compiled with those
 /// target features so the `#[inline(always)]` kernel is inlined with them.
+// Unused on targets without SIMD tables yet (aarch64 until NEON lands).
+#[allow(unused_macros)]
 macro_rules! dot_rows_fns {
-    (features = $feat:literal; $($name:ident: $dot:path, $wb:expr, $xb:expr;)*) => {$(
+    (features = $feat:literal;
+     $($name:ident: $dot:path, $wb:expr, $xb:expr $(, pair = $dot2:path)?;)*) => {$(
         /// Dot kernel over rows (see `DotRowsFn`).
         ///
         /// # Safety
@@ -562,7 +575,29 @@ macro_rules! dot_rows_fns {
                 os: usize,
                 (nb, rows, n_x): (usize, usize, usize),
             ) {
-                for r in 0..rows {
+                #[allow(unused_mut)]
+                let mut r0 = 0;
+                $(
+                    // Two rows at a time, sharing the activation-side work; each row's result
+                    // is the same bits as from the one-row kernel.
+                    while r0 + 2 <= rows {
+                        for t in 0..n_x {
+                            // SAFETY: rows `r0`, `r0 + 1` of `w` and row `t` of `x` are in
+                            // bounds with `nb` blocks each (caller's contract); features on.
+                            let [a, b] = unsafe {
+                                $dot2(
+                                    [w.as_ptr().add(r0 * wrb), w.as_ptr().add((r0 + 1) * wrb)],
+                                    x.as_ptr().add(t * xrb),
+                                    nb,
+                                )
+                            };
+                            out[r0 * os + t] = a;
+                            out[(r0 + 1) * os + t] = b;
+                        }
+                        r0 += 2;
+                    }
+                )?
+                for r in r0..rows {
                     let o = &mut out[r * os..r * os + n_x];
                     for (t, o) in o.iter_mut().enumerate() {
                         // SAFETY: row `r` of `w` and row `t` of `x` are in bounds and hold
@@ -578,6 +613,7 @@ macro_rules! dot_rows_fns {
         }
     )*};
 }
+#[allow(unused_imports)]
 pub(crate) use dot_rows_fns;
 
 /// Scalar row drivers: the reference kernels looped over rows.

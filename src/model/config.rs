@@ -220,7 +220,7 @@ impl Config {
                 return bad(format!("{name} is 0"));
             }
         }
-        if self.n_head % self.n_head_kv != 0 {
+        if !self.n_head.is_multiple_of(self.n_head_kv) {
             return bad(format!(
                 "head_count {} is not a multiple of head_count_kv {}",
                 self.n_head, self.n_head_kv
@@ -238,7 +238,7 @@ impl Config {
                 self.head_dim_k, self.head_dim_v
             ));
         }
-        if self.n_rot % 2 != 0 || self.n_rot > self.head_dim_k {
+        if !self.n_rot.is_multiple_of(2) || self.n_rot > self.head_dim_k {
             return bad(format!(
                 "rope.dimension_count {} must be even and at most the head size {}",
                 self.n_rot, self.head_dim_k

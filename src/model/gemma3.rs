@@ -124,7 +124,7 @@ impl Gemma3 {
 
     /// Whether block `il` uses sliding-window attention.
     fn is_swa(il: usize) -> bool {
-        (il + 1) % SWA_PATTERN != 0
+        !(il + 1).is_multiple_of(SWA_PATTERN)
     }
 }
 

@@ -161,6 +161,10 @@ pub struct Model {
     output: MatWeight,
     tied_output: bool,
     arch: Box<dyn Architecture>,
+    /// The file's tokenizer (`None` when it has no `tokenizer.ggml.model`).
+    tokenizer: Option<crate::tokenizer::Tokenizer>,
+    /// Options of the sessions the generation API creates (threads, context, KV type).
+    session_options: SessionOptions,
 }
 
 impl fmt::Debug for Model {
@@ -182,7 +186,7 @@ impl Model {
     /// Loads a model from an opened file: reads the configuration and binds every weight,
     /// checking presence, shape and type.
     pub fn from_file(file: GgufFile) -> crate::Result<Model> {
-        let (config, token_embd, output_norm, output, tied_output, arch) = {
+        let (config, token_embd, output_norm, output, tied_output, arch, tokenizer) = {
             let g = file.parse()?;
             let name = g.get_str("general.architecture")?;
             let arch_id = Arch::from_name(name)
@@ -220,7 +224,19 @@ impl Model {
                     Some(w) => (w, false),
                     None => (token_embd.clone(), true),
                 };
-            (config, token_embd, output_norm, output, tied, arch)
+            let tokenizer = match g.get("tokenizer.ggml.model") {
+                Some(_) => Some(crate::tokenizer::Tokenizer::from_gguf(&g)?),
+                None => None,
+            };
+            (
+                config,
+                token_embd,
+                output_norm,
+                output,
+                tied,
+                arch,
+                tokenizer,
+            )
         };
         Ok(Model {
             file,
@@ -230,6 +246,8 @@ impl Model {
             output,
             tied_output,
             arch,
+            tokenizer,
+            session_options: SessionOptions::default(),
         })
     }
 
@@ -246,6 +264,21 @@ impl Model {
     /// Whether the output projection reuses the token embeddings.
     pub fn tied_output(&self) -> bool {
         self.tied_output
+    }
+
+    /// The tokenizer of the model file, if it has one.
+    pub fn tokenizer(&self) -> Option<&crate::tokenizer::Tokenizer> {
+        self.tokenizer.as_ref()
+    }
+
+    /// Options of the sessions the generation API creates ([`crate::generate`]).
+    pub fn session_options(&self) -> &SessionOptions {
+        &self.session_options
+    }
+
+    /// Sets the options of the sessions the generation API creates.
+    pub fn set_session_options(&mut self, opts: SessionOptions) {
+        self.session_options = opts;
     }
 
     /// The file's bytes.

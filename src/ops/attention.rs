@@ -181,6 +181,62 @@ pub fn quantize_query(cache: GgmlType, q: &[f32], buf: &mut [u8]) -> Result<usiz
     Ok(n)
 }
 
+/// Rotates each consecutive block of `n` elements of `x` by the orthonormal Walsh-Hadamard
+/// matrix `H_n / sqrt(n)` (Sylvester order; `H` is symmetric and its own inverse).
+///
+/// llama.cpp applies this to queries, keys and values before a quantized KV cache stores them,
+/// and to the attention output after: dot products are unchanged, but outlier channels are
+/// spread over the block, so block quantization loses far less.
+///
+/// # Panics
+/// If `n` is not a power of two or `x.len()` is not a multiple of `n`.
+pub fn hadamard_rotate(x: &mut [f32], n: usize) {
+    assert!(
+        n.is_power_of_two() && x.len().is_multiple_of(n),
+        "hadamard: bad block size"
+    );
+    let scale = (1.0 / (n as f64).sqrt()) as f32;
+    for block in x.chunks_exact_mut(n) {
+        let mut h = 1;
+        while h < n {
+            for pair in block.chunks_exact_mut(2 * h) {
+                let (lo, hi) = pair.split_at_mut(h);
+                for (a, b) in lo.iter_mut().zip(hi.iter_mut()) {
+                    let (x0, x1) = (*a, *b);
+                    *a = x0 + x1;
+                    *b = x0 - x1;
+                }
+            }
+            h *= 2;
+        }
+        for v in block.iter_mut() {
+            *v *= scale;
+        }
+    }
+}
+
+/// The Hadamard block sizes llama.cpp rotates keys (and queries) and values with for a cache
+/// of type `cache`: `None` for unquantized caches or heads that are not a multiple of 64. Keys
+/// use the largest power of two dividing the head size, values 64.
+pub fn kv_rotation(
+    cache: GgmlType,
+    head_dim_k: usize,
+    head_dim_v: usize,
+) -> (Option<usize>, Option<usize>) {
+    if matches!(cache, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
+        return (None, None);
+    }
+    let k = (head_dim_k > 0 && head_dim_k.is_multiple_of(64)).then(|| {
+        let mut n = 64;
+        while head_dim_k.is_multiple_of(2 * n) {
+            n *= 2;
+        }
+        n
+    });
+    let v = (head_dim_v > 0 && head_dim_v.is_multiple_of(64)).then_some(64);
+    (k, v)
+}
+
 /// One row of any element type as `f32` ([`dequantize_row`], which also converts `f32`/`f16`).
 pub fn row_to_f32(dtype: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
     dequantize_row(dtype, src, dst)
@@ -289,12 +345,97 @@ mod tests {
     }
 
     #[test]
+    fn many_queries_equal_single_queries_bit_for_bit() {
+        // 70 keys span several tiles; queries see different (windowed, causal) ranges.
+        let (n_ctx, d) = (70, 64);
+        for dtype in KV_TYPES {
+            let mut c = KvCache::new(dtype, 1, n_ctx, 2, d, d).unwrap();
+            for pos in 0..n_ctx {
+                c.store(
+                    0,
+                    pos,
+                    &fill(pos as u32 + 3, 2 * d),
+                    &fill(500 + pos as u32, 2 * d),
+                )
+                .unwrap();
+            }
+            let layer = c.layer(0);
+            let p = AttnParams {
+                scale: 0.2,
+                softcap: None,
+            };
+            let ranges = [0..70, 5..6, 31..33, 10..64, 40..40, 0..1, 33..70];
+            let qs: Vec<Vec<f32>> = (0..ranges.len()).map(|i| fill(900 + i as u32, d)).collect();
+            let qb = query_bytes(dtype, d).unwrap();
+            let mut qq = vec![0u8; qb * qs.len()];
+            for (q, dst) in qs.iter().zip(qq.chunks_exact_mut(qb)) {
+                quantize_query(dtype, q, dst).unwrap();
+            }
+            let mut many = vec![0.0f32; ranges.len() * d];
+            let query = |i: usize| (&qq[i * qb..(i + 1) * qb], ranges[i].clone());
+            attend_many(&layer, 1, ranges.len(), query, &p, &mut many).unwrap();
+            for (i, r) in ranges.iter().enumerate() {
+                let mut one = vec![0.0f32; d];
+                attend(&qs[i], &layer, 1, r.clone(), &p, &mut one).unwrap();
+                assert_eq!(&many[i * d..(i + 1) * d], &one[..], "{dtype} query {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn hadamard_is_orthonormal_and_its_own_inverse() {
+        let n = 64;
+        let x = fill(1, 3 * n);
+        let mut y = x.clone();
+        hadamard_rotate(&mut y, n);
+        // against the matrix built by Sylvester's recursion
+        let mut h = vec![0.0f64; n * n];
+        h[0] = 1.0 / (n as f64).sqrt();
+        let mut s = 1;
+        while s < n {
+            for i in 0..s {
+                for j in 0..s {
+                    let v = h[i * n + j];
+                    h[(i + s) * n + j] = v;
+                    h[i * n + j + s] = v;
+                    h[(i + s) * n + j + s] = -v;
+                }
+            }
+            s *= 2;
+        }
+        for b in 0..3 {
+            for i in 0..n {
+                let want: f64 = (0..n).map(|j| h[i * n + j] * f64::from(x[b * n + j])).sum();
+                assert!((f64::from(y[b * n + i]) - want).abs() < 1e-5);
+            }
+        }
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f32>();
+        let z = fill(2, 3 * n);
+        let mut zr = z.clone();
+        hadamard_rotate(&mut zr, n);
+        assert!((dot(&x, &z) - dot(&y, &zr)).abs() < 1e-4);
+        hadamard_rotate(&mut y, n);
+        for (a, b) in x.iter().zip(&y) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn rotation_sizes_follow_llama_cpp() {
+        assert_eq!(kv_rotation(GgmlType::F16, 64, 64), (None, None));
+        assert_eq!(kv_rotation(GgmlType::Q8_0, 64, 64), (Some(64), Some(64)));
+        assert_eq!(kv_rotation(GgmlType::Q4_0, 256, 256), (Some(256), Some(64)));
+        assert_eq!(kv_rotation(GgmlType::Q4_0, 192, 32), (Some(64), None));
+        assert_eq!(kv_rotation(GgmlType::Q8_0, 32, 32), (None, None));
+    }
+
+    #[test]
     fn softcap_limits_scores() {
         let mut c = KvCache::new(GgmlType::F32, 1, 2, 1, 32, 32).unwrap();
         let k0 = vec![1.0f32; 32];
         let k1 = vec![-1.0f32; 32];
-        c.store(0, 0, &k0, &vec![1.0; 32]).unwrap();
-        c.store(0, 1, &k1, &vec![0.0; 32]).unwrap();
+        c.store(0, 0, &k0, &[1.0; 32]).unwrap();
+        c.store(0, 1, &k1, &[0.0; 32]).unwrap();
         let q = vec![1.0f32; 32];
         // scores +32 / -32: uncapped the first key takes everything; capped at 1 the weights
         // are exp(tanh(32)) vs exp(-tanh(32)), i.e. e / (e + 1/e)

@@ -39,7 +39,7 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
 /// If `x.len()` is not a multiple of `w.len()`, or `w` is empty.
 pub fn rms_norm_rows_inplace(x: &mut [f32], w: &[f32], eps: f32) {
     assert!(
-        !w.is_empty() && x.len() % w.len() == 0,
+        !w.is_empty() && x.len().is_multiple_of(w.len()),
         "rms_norm: bad row count"
     );
     for row in x.chunks_exact_mut(w.len()) {
@@ -53,7 +53,7 @@ pub fn rms_norm_rows_inplace(x: &mut [f32], w: &[f32], eps: f32) {
 /// If the lengths are not whole rows of `w.len()` or differ.
 pub fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     assert!(
-        !w.is_empty() && x.len() % w.len() == 0,
+        !w.is_empty() && x.len().is_multiple_of(w.len()),
         "rms_norm: bad row count"
     );
     assert_eq!(

@@ -35,7 +35,7 @@ pub struct RopeParams {
 /// If `cache.len() != p.n_rot`, `n_rot` is odd, or `freq_factors` has the wrong length.
 pub fn rope_cache(pos: usize, p: &RopeParams, freq_factors: Option<&[f32]>, cache: &mut [f32]) {
     assert!(
-        p.n_rot % 2 == 0 && cache.len() == p.n_rot,
+        p.n_rot.is_multiple_of(2) && cache.len() == p.n_rot,
         "rope: bad cache length"
     );
     if let Some(ff) = freq_factors {
@@ -86,7 +86,7 @@ pub fn rope_apply(head: &mut [f32], cache: &[f32], mode: RopeMode) {
 /// If `row.len()` is not a multiple of `head_dim` or `head_dim < cache.len()`.
 pub fn rope_apply_heads(row: &mut [f32], head_dim: usize, cache: &[f32], mode: RopeMode) {
     assert!(
-        head_dim > 0 && row.len() % head_dim == 0,
+        head_dim > 0 && row.len().is_multiple_of(head_dim),
         "rope: bad row length"
     );
     for head in row.chunks_exact_mut(head_dim) {

@@ -184,7 +184,8 @@ pub(crate) fn bpe_pre(name: Option<&str>) -> Result<PreConfig, TokenizerError> {
         "deepseek-llm" => nc(S_DEEPSEEK_LLM),
         "deepseek-coder" => nc(S_DEEPSEEK_CODER),
         "falcon" => c(S_FALCON),
-        "mpt" | "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es"
+        // llama.cpp spells it "gpt-2"; "gpt2" is accepted as an alias.
+        "mpt" | "gpt-2" | "gpt2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es"
         | "jina-v2-de" | "a.x-4.0" | "mellum" | "modern-bert" | "olmo" | "jais" | "exaone4" => {
             c(S_GPT2)
         }
@@ -538,10 +539,7 @@ impl Text<'_> {
                 }
                 if pos + 2 < end {
                     let nn = cpt(pos + 2);
-                    if (n == 0x72 && nn == 0x65)
-                        || (n == 0x76 && nn == 0x65)
-                        || (n == 0x6C && nn == 0x6C)
-                    {
+                    if matches!((n, nn), (0x72 | 0x76, 0x65) | (0x6C, 0x6C)) {
                         pos += 3;
                         pc.add(pos);
                         continue;
@@ -609,10 +607,7 @@ impl Text<'_> {
                 }
                 if pos + 2 < end {
                     let nn = ascii_lower(cpt(pos + 2));
-                    if (n == 0x72 && nn == 0x65)
-                        || (n == 0x76 && nn == 0x65)
-                        || (n == 0x6C && nn == 0x6C)
-                    {
+                    if matches!((n, nn), (0x72 | 0x76, 0x65) | (0x6C, 0x6C)) {
                         pos += 3;
                         pc.add(pos);
                         continue;
@@ -793,5 +788,153 @@ impl Text<'_> {
             return Some(n - 1);
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::unicode::{collapsed, regex_space};
+
+    /// The class tests used here agree with llama.cpp's collapsed-text classes for every code
+    /// point of the first three planes.
+    #[test]
+    fn classes_match_collapsed_regex_classes() {
+        for cp in (0..0x30000u32).filter(|&c| char::from_u32(c).is_some()) {
+            let f = flags(cp);
+            let c = collapsed(cp);
+            let ascii_p = matches!(c, 0x21..=0x23 | 0x25..=0x2A | 0x2C..=0x2F | 0x3A..=0x3B | 0x3F..=0x40 | 0x5B..=0x5D | 0x5F | 0x7B | 0x7D);
+            assert_eq!(
+                Number.contains(cp, f),
+                c == 0xD1 || (0x30..=0x39).contains(&c),
+                "N {cp:#x}"
+            );
+            assert_eq!(
+                Letter.contains(cp, f),
+                c == 0xD2 || (c as u8).is_ascii_alphabetic() && c < 0x80,
+                "L {cp:#x}"
+            );
+            assert_eq!(Punct.contains(cp, f), c == 0xD3 || ascii_p, "P {cp:#x}");
+            assert_eq!(f.is_whitespace(), regex_space(c), "\\s {cp:#x}");
+            assert_eq!(f.is_whitespace(), regex_space(wide(cp)), "wide \\s {cp:#x}");
+        }
+    }
+
+    fn pieces(stages: &[Stage], text: &str) -> Vec<String> {
+        let mut s = SplitScratch::default();
+        split(stages, text, &mut s)
+            .iter()
+            .map(|&(a, b)| text[a as usize..b as usize].to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn gpt2_and_llama3_splits() {
+        assert_eq!(
+            pieces(S_GPT2, "Hello world's  12 ab!!\n\n x"),
+            [
+                "Hello", " world", "'s", " ", " 12", " ab", "!!", "\n\n", " x"
+            ]
+        );
+        assert_eq!(pieces(S_STARCODER, "a 123"), ["a", " ", "1", "2", "3"]);
+        assert_eq!(
+            pieces(S_LLAMA3, "I'M 12345 ok,\n\n  x "),
+            ["I", "'M", " ", "123", "45", " ok", ",\n\n", " ", " x", " "]
+        );
+        assert_eq!(pieces(S_QWEN2, "ab 12"), ["ab", " ", "1", "2"]);
+        assert_eq!(
+            pieces(S_DEFAULT, "a+b=12345!"),
+            ["a", "+", "b", "=", "123", "45", "!"]
+        );
+    }
+
+    #[test]
+    fn gpt4o_split() {
+        assert_eq!(
+            pieces(S_GPT4O, "HelloWorld ABC's x1234 ÀbC"),
+            ["Hello", "World", " ABC's", " x", "123", "4", " Àb", "C"]
+        );
+        assert_eq!(
+            pieces(S_GPT4O, "a/b\n//\n c"),
+            ["a", "/b", "\n", "//\n", " c"]
+        );
+    }
+
+    #[test]
+    fn deepseek_splits() {
+        assert_eq!(
+            pieces(S_DEEPSEEK_CODER, "ab, 12\n中文"),
+            ["ab", ",", " ", "1", "2", "\n", "中文"]
+        );
+        assert_eq!(
+            pieces(S_DEEPSEEK_LLM, "Hi, 12 中文  "),
+            ["Hi", ",", " ", "12", " ", "中文", "  "]
+        );
+    }
+
+    /// llama.cpp's regex-based stages (std::regex semantics) on random texts, as computed by
+    /// tests/data/tokenizer/gen_pretokenize.py.
+    #[test]
+    fn regex_stages_match_reference_splits() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/tokenizer/pretokenize.json"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut n = 0;
+        for c in v["cases"].as_array().unwrap() {
+            let stages: &[Stage] = match c["pre"].as_str().unwrap() {
+                "qwen2" => S_QWEN2,
+                "gpt-4o" => S_GPT4O,
+                "tekken" => S_TEKKEN,
+                "deepseek-llm" => S_DEEPSEEK_LLM,
+                "deepseek-coder" => S_DEEPSEEK_CODER,
+                "stage:default_punct" => &[Run(DefaultPunct)],
+                "stage:falcon_punct" => &[Run(FalconPunct)],
+                "stage:number_run" => &[Run(Number)],
+                "stage:number_single" => &[Single(Number)],
+                "stage:digits3" => &[Digits3],
+                other => panic!("unknown {other}"),
+            };
+            let text = c["text"].as_str().unwrap();
+            let want: Vec<&str> = c["pieces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect();
+            assert_eq!(pieces(stages, text), want, "{} {text:?}", c["pre"]);
+            n += 1;
+        }
+        assert_eq!(n, 1500);
+    }
+
+    #[test]
+    fn unknown_and_unsupported_names() {
+        assert!(
+            matches!(bpe_pre(Some("no-such")), Err(TokenizerError::UnknownPreTokenizer(n)) if n == "no-such")
+        );
+        assert!(matches!(
+            bpe_pre(Some("chameleon")),
+            Err(TokenizerError::UnsupportedPreTokenizer(_))
+        ));
+        for n in [
+            "default",
+            "gpt2",
+            "gpt-2",
+            "llama3",
+            "llama-bpe",
+            "smollm",
+            "qwen2",
+            "deepseek-llm",
+            "deepseek-coder",
+            "starcoder",
+            "falcon",
+            "mpt",
+            "gpt-4o",
+        ] {
+            assert!(bpe_pre(Some(n)).is_ok(), "{n}");
+        }
     }
 }

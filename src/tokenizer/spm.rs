@@ -100,14 +100,16 @@ pub(crate) const ESCAPED_SPACE: &[u8] = "\u{2581}".as_bytes();
 /// across that point. Merged symbols are always vocabulary tokens, so a symbol can only span a
 /// cut if such a token occurs there; elsewhere the merges of two words never interact, and the
 /// score-then-position order within each word is unchanged.
-pub(crate) fn word_ends(text: &[u8], crossers: &[(&[u8], Vec<usize>)], out: &mut Vec<usize>) {
+pub(crate) fn word_ends(text: &[u8], crossers: &[(Vec<u8>, Vec<usize>)], out: &mut Vec<usize>) {
     out.clear();
     let mut i = 1;
     while i + ESCAPED_SPACE.len() <= text.len() {
         if text[i] == ESCAPED_SPACE[0] && text[i..].starts_with(ESCAPED_SPACE) {
             let crossed = crossers.iter().any(|(c, inner)| {
                 inner.iter().any(|&k| {
-                    i >= k && text.len() - (i - k) >= c.len() && &text[i - k..i - k + c.len()] == *c
+                    i >= k
+                        && text.len() - (i - k) >= c.len()
+                        && text[i - k..i - k + c.len()] == c[..]
                 })
             });
             if !crossed {
@@ -261,7 +263,7 @@ mod word_tests {
         let mut ends = vec![];
         word_ends(t, &[], &mut ends);
         assert_eq!(ends, vec![1, 5, 8, t.len()]);
-        let cross = "\u{2581}\u{2581}".as_bytes();
+        let cross = "\u{2581}\u{2581}".as_bytes().to_vec();
         word_ends(t, &[(cross, vec![3])], &mut ends);
         assert_eq!(ends, vec![1, 5, t.len()]);
     }

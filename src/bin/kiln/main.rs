@@ -8,9 +8,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod chat;
+mod common;
 mod inspect;
 mod logits;
 mod perplexity;
+mod run;
+mod template;
+mod tokenize;
 
 /// What a subcommand returns: any error is printed as `kiln: error: ...` with exit status 1.
 pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -27,6 +32,14 @@ struct Cli {
 enum Command {
     /// Describe a GGUF model: architecture, hyperparameters, tokenizer, tensors, memory needs.
     Inspect(inspect::Args),
+    /// Tokenize a text with the model's tokenizer; print the ids (JSON).
+    Tokenize(tokenize::Args),
+    /// Render a conversation with the model's chat template; print the prompt.
+    Template(template::Args),
+    /// Generate text from a prompt (or, with --chat, answer it) and stream it to stdout.
+    Run(run::Args),
+    /// Chat with a model interactively (stdin/stdout).
+    Chat(chat::Args),
     /// Per-position top logits and a greedy continuation of a prompt, as JSON.
     Logits(logits::Args),
     /// Perplexity of a text, with llama.cpp's method.
@@ -37,6 +50,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Tokenize(args) => tokenize::run(args),
+        Command::Template(args) => template::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Chat(args) => chat::run(args),
         Command::Logits(args) => logits::run(args),
         Command::Perplexity(args) => perplexity::run(args),
     };

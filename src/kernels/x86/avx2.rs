@@ -51,17 +51,17 @@ mod rows {
         f32: dot_f32, 4, 4;
         f16: dot_f16, 2, 2;
         bf16: dot_bf16, 2, 2;
-        q4_0: dot_q4_0, 18, 34;
-        q4_1: dot_q4_1, 20, 36;
-        q5_0: dot_q5_0, 22, 34;
-        q5_1: dot_q5_1, 24, 36;
-        q8_0: dot_q8_0, 34, 34;
+        q4_0: dot_q4_0, 18, 34, pair = dot_q4_0_rows::<2>;
+        q4_1: dot_q4_1, 20, 36, pair = dot_q4_1_rows::<2>;
+        q5_0: dot_q5_0, 22, 34, pair = dot_q5_0_rows::<2>;
+        q5_1: dot_q5_1, 24, 36, pair = dot_q5_1_rows::<2>;
+        q8_0: dot_q8_0, 34, 34, pair = dot_q8_0_rows::<2>;
         q2_k: dot_q2_k, 84, 292;
         q3_k: dot_q3_k, 110, 292;
         q4_k: dot_q4_k, 144, 292;
         q5_k: dot_q5_k, 176, 292;
         q6_k: dot_q6_k, 210, 292;
-        iq4_nl: dot_iq4_nl, 18, 34;
+        iq4_nl: dot_iq4_nl, 18, 34, pair = dot_iq4_nl_rows::<2>;
         iq4_xs: dot_iq4_xs, 136, 292;
     }
 }
@@ -212,44 +212,67 @@ unsafe fn mul_i8_pairs(a: __m256i, b: __m256i) -> __m256i {
     unsafe { _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a)) }
 }
 
-/// Runs `body` for blocks `0..nb` with four independent accumulators (so the FMA latency is
-/// hidden), then adds them: `four_accumulators!(nb, |i, acc| body)` where `body` returns the
-/// new accumulator. A macro rather than a closure so the body is always inlined into the
-/// `#[target_feature]` loop.
-macro_rules! four_accumulators {
-    ($nb:expr, |$i:ident, $acc:ident| $body:expr) => {{
+/// Runs the blocks `0..nb` with two independent accumulators per row (blocks `i % 2`; with two
+/// rows that is four FMA chains, hiding the FMA latency without spilling the 16 registers), for `R` weight rows (`R` a const generic in scope) sharing the
+/// activation side: per block `$yi`, `$ybody` prepares the activation values once, then
+/// `$rbody` (row `$r`, block `$i`, prepared values `$y`, the row's accumulator `$acc`) returns
+/// the row's new accumulator. Returns each row's sum of its four accumulators. Each row's
+/// arithmetic does not depend on `R` (the one-row kernels are the `R = 1` case).
+macro_rules! four_acc_rows {
+    ($nb:expr, |$yi:ident| $ybody:expr, |$r:ident, $i:ident, $y:ident, $acc:ident| $rbody:expr) => {{
         let nb = $nb;
         let zero = _mm256_setzero_ps();
-        let (mut a0, mut a1, mut a2, mut a3) = (zero, zero, zero, zero);
+        let mut a = [[zero; R]; 2];
         let mut i = 0;
-        while i + 4 <= nb {
-            a0 = {
-                let ($i, $acc) = (i, a0);
-                $body
-            };
-            a1 = {
-                let ($i, $acc) = (i + 1, a1);
-                $body
-            };
-            a2 = {
-                let ($i, $acc) = (i + 2, a2);
-                $body
-            };
-            a3 = {
-                let ($i, $acc) = (i + 3, a3);
-                $body
-            };
-            i += 4;
+        while i + 2 <= nb {
+            for k in 0..2 {
+                let yk = {
+                    let $yi = i + k;
+                    $ybody
+                };
+                for r in 0..R {
+                    a[k][r] = {
+                        let ($r, $i, $y, $acc) = (r, i + k, &yk, a[k][r]);
+                        $rbody
+                    };
+                }
+            }
+            i += 2;
         }
         while i < nb {
-            a0 = {
-                let ($i, $acc) = (i, a0);
-                $body
+            let yk = {
+                let $yi = i;
+                $ybody
             };
+            for r in 0..R {
+                a[0][r] = {
+                    let ($r, $i, $y, $acc) = (r, i, &yk, a[0][r]);
+                    $rbody
+                };
+            }
             i += 1;
         }
-        _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))
+        let mut out = [zero; R];
+        for r in 0..R {
+            out[r] = _mm256_add_ps(a[0][r], a[1][r]);
+        }
+        out
     }};
+}
+
+/// Defines the one-row kernel `$one` as the `R = 1` case of the rows kernel `$rows`.
+macro_rules! one_row {
+    ($($one:ident = $rows:ident;)*) => {$(
+        /// One row: the `R = 1` case of the rows kernel (same arithmetic, same bits).
+        ///
+        /// # Safety
+        /// As the rows kernel's.
+        #[inline(always)]
+        pub(super) unsafe fn $one(w: *const u8, x: *const u8, nb: usize) -> f32 {
+            // SAFETY: caller's contract.
+            unsafe { $rows::<1>([w], x, nb)[0] }
+        }
+    )*};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -365,118 +388,199 @@ pub(super) unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
 // Legacy formats × Q8_0 / Q8_1. Q8_0 block: d at 0, qs at 2. Q8_1: d at 0, s at 2, qs at 4.
 // ---------------------------------------------------------------------------------------------
 
-/// Q4_0 × Q8_0. Per block: `Σ q y` with `vpmaddubsw` (q in 0..16), minus `8 Σ y`.
+one_row! {
+    dot_q4_0 = dot_q4_0_rows;
+    dot_q4_1 = dot_q4_1_rows;
+    dot_q5_0 = dot_q5_0_rows;
+    dot_q5_1 = dot_q5_1_rows;
+    dot_q8_0 = dot_q8_0_rows;
+    dot_iq4_nl = dot_iq4_nl_rows;
+}
+
+/// Q4_0 × Q8_0 for `R` rows. Per block: `Σ q y` with `vpmaddubsw` (q in 0..16), minus
+/// `8 Σ y` (shared by the rows).
 ///
 /// # Safety
-/// `w`: `nb` Q4_0 blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
+/// Each `w[r]`: `nb` Q4_0 blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
 #[inline(always)]
-pub(super) unsafe fn dot_q4_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `18 i ..18 i + 18`, of `x` `34 i .. 34 i + 34`; all
-    // loads stay inside them.
+pub(super) unsafe fn dot_q4_0_rows<const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `18 i .. 18 i + 18`, of `x` `34 i .. 34 i + 34`;
+    // all loads stay inside them.
     unsafe {
         let eight = _mm256_set1_epi8(8);
-        let acc = four_accumulators!(nb, |i, acc| {
-            let (wb, xb) = (w.add(18 * i), x.add(34 * i));
-            let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), f16x2(xb)));
-            let q = nibbles32(wb.add(2));
-            let y = load32(xb.add(2));
-            let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(eight, y));
-            let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-            _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
-        });
-        hsum_ps(acc)
+        let acc = four_acc_rows!(
+            nb,
+            |i| {
+                let xb = x.add(34 * i);
+                let y = load32(xb.add(2));
+                (f16x2(xb), y, _mm256_maddubs_epi16(eight, y))
+            },
+            |r, i, y, acc| {
+                let wb = w[r].add(18 * i);
+                let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), y.0));
+                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(wb.add(2)), y.1), y.2);
+                let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+                _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
+            }
+        );
+        let mut out = [0.0f32; R];
+        for r in 0..R {
+            out[r] = hsum_ps(acc[r]);
+        }
+        out
     }
 }
 
-/// Q4_1 × Q8_1: `d_w d_x Σ q y + m_w s_x`.
+/// Q4_1 × Q8_1 for `R` rows: `d_w d_x Σ q y + m_w s_x`.
 ///
 /// # Safety
-/// `w`: `nb` Q4_1 blocks, `x`: `nb` Q8_1 blocks; AVX2, FMA, F16C available.
+/// Each `w[r]`: `nb` Q4_1 blocks, `x`: `nb` Q8_1 blocks; AVX2, FMA, F16C available.
 #[inline(always)]
-pub(super) unsafe fn dot_q4_1(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `20 i ..`, of `x` `36 i ..`; loads stay inside.
+pub(super) unsafe fn dot_q4_1_rows<const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `20 i ..`, of `x` `36 i ..`; loads stay inside.
     unsafe {
-        let mut summs = _mm_setzero_ps();
-        let acc = four_accumulators!(nb, |i, acc| {
-            let (wb, xb) = (w.add(20 * i), x.add(36 * i));
-            // [d_w d_x, m_w s_x]
-            let dm = _mm_mul_ps(f16x2(wb), f16x2(xb));
-            summs = _mm_add_ps(summs, dm);
-            let d = _mm256_broadcastss_ps(dm);
-            let q = nibbles32(wb.add(4));
-            let y = load32(xb.add(4));
-            _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(q, y)), acc)
-        });
-        hsum_ps(acc) + _mm_cvtss_f32(_mm_movehdup_ps(summs))
+        let mut summs = [_mm_setzero_ps(); R];
+        let acc = four_acc_rows!(
+            nb,
+            |i| {
+                let xb = x.add(36 * i);
+                (f16x2(xb), load32(xb.add(4)))
+            },
+            |r, i, y, acc| {
+                let wb = w[r].add(20 * i);
+                // [d_w d_x, m_w s_x]
+                let dm = _mm_mul_ps(f16x2(wb), y.0);
+                summs[r] = _mm_add_ps(summs[r], dm);
+                let d = _mm256_broadcastss_ps(dm);
+                let q = nibbles32(wb.add(4));
+                _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(q, y.1)), acc)
+            }
+        );
+        let mut out = [0.0f32; R];
+        for r in 0..R {
+            out[r] = hsum_ps(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(summs[r]));
+        }
+        out
     }
 }
 
-/// Q5_0 × Q8_0: value = nibble + 16 h − 16, so `Σ nibble y − Σ 16 (1 − h) y`.
+/// Q5_0 × Q8_0 for `R` rows: value = nibble + 16 h − 16, so `Σ nibble y − Σ 16 (1 − h) y`.
 ///
 /// # Safety
-/// `w`: `nb` Q5_0 blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
+/// Each `w[r]`: `nb` Q5_0 blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
 #[inline(always)]
-pub(super) unsafe fn dot_q5_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `22 i ..`, of `x` `34 i ..`; loads stay inside.
+pub(super) unsafe fn dot_q5_0_rows<const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `22 i ..`, of `x` `34 i ..`; loads stay inside.
     unsafe {
         let sixteen = _mm256_set1_epi8(16);
-        let acc = four_accumulators!(nb, |i, acc| {
-            let (wb, xb) = (w.add(22 * i), x.add(34 * i));
-            let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), f16x2(xb)));
-            // value = nibble + 16 h − 16 = nibble − 16 (1 − h)
-            let off = _mm256_andnot_si256(bits_to_bytes(wb.add(2)), sixteen);
-            let y = load32(xb.add(2));
-            let p = _mm256_sub_epi16(
-                _mm256_maddubs_epi16(nibbles32(wb.add(6)), y),
-                _mm256_maddubs_epi16(off, y),
-            );
-            let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-            _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
-        });
-        hsum_ps(acc)
+        let acc = four_acc_rows!(
+            nb,
+            |i| {
+                let xb = x.add(34 * i);
+                (f16x2(xb), load32(xb.add(2)))
+            },
+            |r, i, y, acc| {
+                let wb = w[r].add(22 * i);
+                let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), y.0));
+                // value = nibble + 16 h − 16 = nibble − 16 (1 − h)
+                let off = _mm256_andnot_si256(bits_to_bytes(wb.add(2)), sixteen);
+                let p = _mm256_sub_epi16(
+                    _mm256_maddubs_epi16(nibbles32(wb.add(6)), y.1),
+                    _mm256_maddubs_epi16(off, y.1),
+                );
+                let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+                _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
+            }
+        );
+        let mut out = [0.0f32; R];
+        for r in 0..R {
+            out[r] = hsum_ps(acc[r]);
+        }
+        out
     }
 }
 
-/// Q5_1 × Q8_1: q = nibble | (qh bit << 4), `d_w d_x Σ q y + m_w s_x`.
+/// Q5_1 × Q8_1 for `R` rows: q = nibble | (qh bit << 4), `d_w d_x Σ q y + m_w s_x`.
 ///
 /// # Safety
-/// `w`: `nb` Q5_1 blocks, `x`: `nb` Q8_1 blocks; AVX2, FMA, F16C available.
+/// Each `w[r]`: `nb` Q5_1 blocks, `x`: `nb` Q8_1 blocks; AVX2, FMA, F16C available.
 #[inline(always)]
-pub(super) unsafe fn dot_q5_1(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `24 i ..`, of `x` `36 i ..`; loads stay inside.
+pub(super) unsafe fn dot_q5_1_rows<const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `24 i ..`, of `x` `36 i ..`; loads stay inside.
     unsafe {
         let sixteen = _mm256_set1_epi8(16);
-        let mut summs = _mm_setzero_ps();
-        let acc = four_accumulators!(nb, |i, acc| {
-            let (wb, xb) = (w.add(24 * i), x.add(36 * i));
-            let dm = _mm_mul_ps(f16x2(wb), f16x2(xb));
-            summs = _mm_add_ps(summs, dm);
-            let d = _mm256_broadcastss_ps(dm);
-            let hb = _mm256_and_si256(bits_to_bytes(wb.add(4)), sixteen);
-            let q = _mm256_or_si256(nibbles32(wb.add(8)), hb);
-            let y = load32(xb.add(4));
-            _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(q, y)), acc)
-        });
-        hsum_ps(acc) + _mm_cvtss_f32(_mm_movehdup_ps(summs))
+        let mut summs = [_mm_setzero_ps(); R];
+        let acc = four_acc_rows!(
+            nb,
+            |i| {
+                let xb = x.add(36 * i);
+                (f16x2(xb), load32(xb.add(4)))
+            },
+            |r, i, y, acc| {
+                let wb = w[r].add(24 * i);
+                let dm = _mm_mul_ps(f16x2(wb), y.0);
+                summs[r] = _mm_add_ps(summs[r], dm);
+                let d = _mm256_broadcastss_ps(dm);
+                let hb = _mm256_and_si256(bits_to_bytes(wb.add(4)), sixteen);
+                let q = _mm256_or_si256(nibbles32(wb.add(8)), hb);
+                _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(q, y.1)), acc)
+            }
+        );
+        let mut out = [0.0f32; R];
+        for r in 0..R {
+            out[r] = hsum_ps(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(summs[r]));
+        }
+        out
     }
 }
 
-/// Q8_0 × Q8_0 (signed × signed with the sign trick).
+/// Q8_0 × Q8_0 for `R` rows (signed × signed with the sign trick).
 ///
 /// # Safety
-/// `w`, `x`: `nb` Q8_0 blocks each; AVX2, FMA, F16C available.
+/// Each `w[r]` and `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
 #[inline(always)]
-pub(super) unsafe fn dot_q8_0(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of both is bytes `34 i .. 34 i + 34`; loads stay inside.
+pub(super) unsafe fn dot_q8_0_rows<const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of each row is bytes `34 i .. 34 i + 34`; loads stay inside.
     unsafe {
-        let acc = four_accumulators!(nb, |i, acc| {
-            let (wb, xb) = (w.add(34 * i), x.add(34 * i));
-            let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), f16x2(xb)));
-            let p = mul_i8_pairs(load32(wb.add(2)), load32(xb.add(2)));
-            let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-            _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
-        });
-        hsum_ps(acc)
+        let acc = four_acc_rows!(
+            nb,
+            |i| {
+                let xb = x.add(34 * i);
+                (f16x2(xb), load32(xb.add(2)))
+            },
+            |r, i, y, acc| {
+                let wb = w[r].add(34 * i);
+                let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), y.0));
+                let p = mul_i8_pairs(load32(wb.add(2)), y.1);
+                let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+                _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
+            }
+        );
+        let mut out = [0.0f32; R];
+        for r in 0..R {
+            out[r] = hsum_ps(acc[r]);
+        }
+        out
     }
 }
 
@@ -490,24 +594,39 @@ unsafe fn iq4nl_table() -> __m256i {
     unsafe { _mm256_broadcastsi128_si256(load16(KVALUES_IQ4NL.as_ptr().cast())) }
 }
 
-/// IQ4_NL × Q8_0: nibbles looked up in the grid (signed), sign-trick products.
+/// IQ4_NL × Q8_0 for `R` rows: nibbles looked up in the grid (signed), sign-trick products.
 ///
 /// # Safety
-/// `w`: `nb` IQ4_NL blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
+/// Each `w[r]`: `nb` IQ4_NL blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
 #[inline(always)]
-pub(super) unsafe fn dot_iq4_nl(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
+pub(super) unsafe fn dot_iq4_nl_rows<const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
     unsafe {
         let table = iq4nl_table();
-        let acc = four_accumulators!(nb, |i, acc| {
-            let (wb, xb) = (w.add(18 * i), x.add(34 * i));
-            let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), f16x2(xb)));
-            let q = _mm256_shuffle_epi8(table, nibbles32(wb.add(2)));
-            let p = mul_i8_pairs(q, load32(xb.add(2)));
-            let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-            _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
-        });
-        hsum_ps(acc)
+        let acc = four_acc_rows!(
+            nb,
+            |i| {
+                let xb = x.add(34 * i);
+                (f16x2(xb), load32(xb.add(2)))
+            },
+            |r, i, y, acc| {
+                let wb = w[r].add(18 * i);
+                let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), y.0));
+                let q = _mm256_shuffle_epi8(table, nibbles32(wb.add(2)));
+                let p = mul_i8_pairs(q, y.1);
+                let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+                _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
+            }
+        );
+        let mut out = [0.0f32; R];
+        for r in 0..R {
+            out[r] = hsum_ps(acc[r]);
+        }
+        out
     }
 }
 
@@ -1000,7 +1119,13 @@ unsafe fn quantize_q8_block(x: *const f32, qs: *mut u8) -> (f32, i32) {
         let amax = absmax32(&v);
         let d = amax / 127.0;
         let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-        let q = v.map(|v| sat_i8(round_away(_mm256_mul_ps(v, id))));
+        // No closures here: a closure would be compiled without the target features.
+        let q = [
+            sat_i8(round_away(_mm256_mul_ps(v[0], id))),
+            sat_i8(round_away(_mm256_mul_ps(v[1], id))),
+            sat_i8(round_away(_mm256_mul_ps(v[2], id))),
+            sat_i8(round_away(_mm256_mul_ps(v[3], id))),
+        ];
         let sum = hsum_epi32(_mm256_add_epi32(
             _mm256_add_epi32(q[0], q[1]),
             _mm256_add_epi32(q[2], q[3]),
@@ -1049,9 +1174,13 @@ unsafe fn quantize_q8k_block(x: *const f32, out: *mut u8) {
         let qs = out.add(4);
         let mut bsums = [0i16; 16];
         for k in 0..8 {
-            let q: [__m256i; 4] = std::array::from_fn(|u| {
-                nearest_int_i8(_mm256_mul_ps(_mm256_loadu_ps(x.add(32 * k + 8 * u)), is))
-            });
+            let xk = x.add(32 * k);
+            let q = [
+                nearest_int_i8(_mm256_mul_ps(_mm256_loadu_ps(xk), is)),
+                nearest_int_i8(_mm256_mul_ps(_mm256_loadu_ps(xk.add(8)), is)),
+                nearest_int_i8(_mm256_mul_ps(_mm256_loadu_ps(xk.add(16)), is)),
+                nearest_int_i8(_mm256_mul_ps(_mm256_loadu_ps(xk.add(24)), is)),
+            ];
             // Group sums: elements 32k..32k+16 and 32k+16..32k+32.
             let s0 = _mm256_add_epi32(q[0], q[1]);
             let s1 = _mm256_add_epi32(q[2], q[3]);

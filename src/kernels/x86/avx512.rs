@@ -12,10 +12,11 @@
 //! (`x86::table`). The activation converters are the AVX2 ones (AVX-512 CPUs have AVX2).
 //! Leftover blocks that do not fill a 512-bit register are done with the AVX2 kernels.
 //!
-//! F16 and IQ4_XS use the AVX2 kernels in these tables too: on Zen 4, which executes a 512-bit
-//! operation as two 256-bit halves, the 512-bit versions (`vcvtph2ps zmm`; grid look-ups with
-//! mask-register sign handling) measured 20-35% slower than the AVX2 ones, so they were
-//! dropped. For the other types the 512-bit kernels are at least as fast.
+//! F16, IQ4_XS, Q2_K and Q3_K use the AVX2 kernels in these tables too: on Zen 4, which
+//! executes a 512-bit operation as two 256-bit halves, their 512-bit versions (`vcvtph2ps zmm`;
+//! grid look-ups with mask-register sign handling; the 2-bit formats' split activation loads)
+//! measured 8-35% slower than the AVX2 ones, so they were dropped. For the other types the
+//! 512-bit kernels are at least as fast (VNNI and two rows per pass help most).
 
 use std::arch::x86_64::*;
 
@@ -34,8 +35,8 @@ pub(in crate::kernels) static AVX512: Kernels = Kernels {
     q5_0: plain::q5_0,
     q5_1: plain::q5_1,
     q8_0: plain::q8_0,
-    q2_k: plain::q2_k,
-    q3_k: plain::q3_k,
+    q2_k: avx2::AVX2.q2_k,
+    q3_k: avx2::AVX2.q3_k,
     q4_k: plain::q4_k,
     q5_k: plain::q5_k,
     q6_k: plain::q6_k,
@@ -59,8 +60,8 @@ pub(in crate::kernels) static AVX512_VNNI: Kernels = Kernels {
     q5_0: vnni::q5_0,
     q5_1: vnni::q5_1,
     q8_0: vnni::q8_0,
-    q2_k: vnni::q2_k,
-    q3_k: vnni::q3_k,
+    q2_k: avx2::AVX2.q2_k,
+    q3_k: avx2::AVX2.q3_k,
     q4_k: vnni::q4_k,
     q5_k: vnni::q5_k,
     q6_k: vnni::q6_k,
@@ -79,17 +80,15 @@ mod plain {
         features = "avx512f,avx512bw,avx512vl,avx2,fma,f16c";
         f32: dot_f32, 4, 4;
         bf16: dot_bf16, 2, 2;
-        q4_0: dot_q4_0::<false>, 18, 34;
-        q4_1: dot_q4_1::<false>, 20, 36;
-        q5_0: dot_q5_0::<false>, 22, 34;
-        q5_1: dot_q5_1::<false>, 24, 36;
-        q8_0: dot_q8_0::<false>, 34, 34;
-        q2_k: dot_q2_k::<false>, 84, 292;
-        q3_k: dot_q3_k::<false>, 110, 292;
+        q4_0: dot_q4_0::<false>, 18, 34, pair = dot_q4_0_rows::<false, 2>;
+        q4_1: dot_q4_1::<false>, 20, 36, pair = dot_q4_1_rows::<false, 2>;
+        q5_0: dot_q5_0::<false>, 22, 34, pair = dot_q5_0_rows::<false, 2>;
+        q5_1: dot_q5_1::<false>, 24, 36, pair = dot_q5_1_rows::<false, 2>;
+        q8_0: dot_q8_0::<false>, 34, 34, pair = dot_q8_0_rows::<false, 2>;
         q4_k: dot_q4_k::<false>, 144, 292;
         q5_k: dot_q5_k::<false>, 176, 292;
         q6_k: dot_q6_k::<false>, 210, 292;
-        iq4_nl: dot_iq4_nl::<false>, 18, 34;
+        iq4_nl: dot_iq4_nl::<false>, 18, 34, pair = dot_iq4_nl_rows::<false, 2>;
     }
 }
 
@@ -99,17 +98,15 @@ mod vnni {
         features = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c";
         f32: dot_f32, 4, 4;
         bf16: dot_bf16, 2, 2;
-        q4_0: dot_q4_0::<true>, 18, 34;
-        q4_1: dot_q4_1::<true>, 20, 36;
-        q5_0: dot_q5_0::<true>, 22, 34;
-        q5_1: dot_q5_1::<true>, 24, 36;
-        q8_0: dot_q8_0::<true>, 34, 34;
-        q2_k: dot_q2_k::<true>, 84, 292;
-        q3_k: dot_q3_k::<true>, 110, 292;
+        q4_0: dot_q4_0::<true>, 18, 34, pair = dot_q4_0_rows::<true, 2>;
+        q4_1: dot_q4_1::<true>, 20, 36, pair = dot_q4_1_rows::<true, 2>;
+        q5_0: dot_q5_0::<true>, 22, 34, pair = dot_q5_0_rows::<true, 2>;
+        q5_1: dot_q5_1::<true>, 24, 36, pair = dot_q5_1_rows::<true, 2>;
+        q8_0: dot_q8_0::<true>, 34, 34, pair = dot_q8_0_rows::<true, 2>;
         q4_k: dot_q4_k::<true>, 144, 292;
         q5_k: dot_q5_k::<true>, 176, 292;
         q6_k: dot_q6_k::<true>, 210, 292;
-        iq4_nl: dot_iq4_nl::<true>, 18, 34;
+        iq4_nl: dot_iq4_nl::<true>, 18, 34, pair = dot_iq4_nl_rows::<true, 2>;
     }
 }
 
@@ -159,22 +156,14 @@ unsafe fn load2x32(a: *const u8, b: *const u8) -> __m512i {
     unsafe { _mm512_inserti64x4(_mm512_castsi256_si512(load32(a)), load32(b), 1) }
 }
 
-/// For blocks `i = 0..4` at `w + i * ws` and `x + i * xs`, the products of the f16 pairs at
-/// their starts: lane `2i` is `f16(w_i[0..2]) * f16(x_i[0..2])`, lane `2i + 1` is
-/// `f16(w_i[2..4]) * f16(x_i[2..4])` (for Q4_1/Q5_1 × Q8_1: `d_w d_x` and `m_w s_x`; for the
-/// other formats lane `2i + 1` is meaningless).
+/// Reads a little-endian i32 at any alignment.
 ///
 /// # Safety
-/// Four bytes readable at each block start; AVX2, F16C.
+/// `p` readable for 4 bytes.
 #[inline(always)]
-unsafe fn scale_pairs4(w: *const u8, ws: usize, x: *const u8, xs: usize) -> __m256 {
-    // SAFETY: caller's contract: 4 bytes read at each of the 4 block starts.
-    unsafe {
-        let rd = |p: *const u8| p.cast::<i32>().read_unaligned();
-        let wv = _mm_setr_epi32(rd(w), rd(w.add(ws)), rd(w.add(2 * ws)), rd(w.add(3 * ws)));
-        let xv = _mm_setr_epi32(rd(x), rd(x.add(xs)), rd(x.add(2 * xs)), rd(x.add(3 * xs)));
-        _mm256_mul_ps(_mm256_cvtph_ps(wv), _mm256_cvtph_ps(xv))
-    }
+unsafe fn rd32(p: *const u8) -> i32 {
+    // SAFETY: caller's contract.
+    unsafe { p.cast::<i32>().read_unaligned() }
 }
 
 /// Spreads lanes `4k` and `4k + 2` of `d` to the low and high 256-bit halves.
@@ -225,20 +214,42 @@ unsafe fn dot_u8<const VNNI: bool>(a: __m512i, b: __m512i) -> __m512i {
     }
 }
 
-/// `dot_u8(a, b) − dot_u8(off, b)`: Σ (a − off) b for unsigned `a`, `off` (a constant).
-/// Without VNNI exact when `2 · max(a, off) · 128 ≤ 32767`.
+/// The activation-side half of [`dot_u8_sub`]: `Σ off · b` (VNNI: as i32 lanes; without:
+/// as i16 pair sums), for a constant unsigned `off`. Returned with `b` itself.
 ///
 /// # Safety
 /// AVX-512BW (+VNNI when `VNNI`).
 #[inline(always)]
-unsafe fn dot_u8_off<const VNNI: bool>(a: __m512i, off: __m512i, b: __m512i) -> __m512i {
+unsafe fn dot_u8_corr<const VNNI: bool>(off: __m512i, b: __m512i) -> __m512i {
     // SAFETY: register-only intrinsics.
     unsafe {
         if VNNI {
-            let z = _mm512_setzero_si512();
-            _mm512_sub_epi32(_mm512_dpbusd_epi32(z, a, b), _mm512_dpbusd_epi32(z, off, b))
+            _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, b)
         } else {
-            let p = _mm512_sub_epi16(_mm512_maddubs_epi16(a, b), _mm512_maddubs_epi16(off, b));
+            _mm512_maddubs_epi16(off, b)
+        }
+    }
+}
+
+/// `Σ (a − off) b` over each 4 bytes as i32 lanes, for unsigned `a` and the constant `off`
+/// whose product with `b` is `yb.1 = dot_u8_corr(off, b)` (`yb = (b, corr)`). Exact with VNNI;
+/// without, exact when `2 · max(a, off) · 128 ≤ 32767`.
+///
+/// # Safety
+/// AVX-512BW (+VNNI when `VNNI`).
+#[inline(always)]
+unsafe fn dot_u8_sub<const VNNI: bool>(
+    a: __m512i,
+    _off: __m512i,
+    yb: &(__m512i, __m512i),
+) -> __m512i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let (b, corr) = *yb;
+        if VNNI {
+            _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), a, b), corr)
+        } else {
+            let p = _mm512_sub_epi16(_mm512_maddubs_epi16(a, b), corr);
             _mm512_madd_epi16(p, _mm512_set1_epi16(1))
         }
     }
@@ -255,7 +266,8 @@ unsafe fn dot_i8<const VNNI: bool>(a: __m512i, b: __m512i) -> __m512i {
     unsafe {
         let k80 = _mm512_set1_epi8(-128);
         if VNNI {
-            dot_u8_off::<true>(_mm512_xor_si512(a, k80), k80, b)
+            let corr = dot_u8_corr::<true>(k80, b);
+            dot_u8_sub::<true>(_mm512_xor_si512(a, k80), k80, &(b, corr))
         } else {
             let neg = _mm512_movepi8_mask(a);
             let sb = _mm512_mask_sub_epi8(b, neg, _mm512_setzero_si512(), b);
@@ -281,37 +293,97 @@ unsafe fn mac16<const VNNI: bool>(acc: __m512i, p16: __m512i, s16: __m512i) -> _
     }
 }
 
-/// The legacy-format driver: `body(i, d)` returns the i32 lane sums of blocks `i` and `i + 1`
-/// (block `i` in the low 256 bits); `d` holds the block scale products. Blocks left over
-/// (fewer than four) are done by the AVX2 kernel `$tail`.
-macro_rules! legacy_loop {
-    ($w:expr, $x:expr, $nb:expr, $ws:expr, $xs:expr, $woff_d:expr, $xoff_d:expr,
-     $tail:path, |$i:ident| $body:expr) => {{
-        let (w, x, nb) = ($w, $x, $nb);
-        let mut acc0 = _mm512_setzero_ps();
-        let mut acc1 = _mm512_setzero_ps();
+/// The legacy-format driver for `R` weight rows (`$w: [*const u8; R]`, `R` a const generic in
+/// scope) against one activation row `$x`, returning `[f32; R]`. For every four blocks
+/// `i..i + 4`: `$ybody` (with `$yi` = `i` and then `i + 2`) prepares the activation side of
+/// blocks `$yi`, `$yi + 1`, shared by the rows; `$rbody` (with `$wr` the row, `$ri` the block,
+/// `$yv` the prepared activation side) returns that row's i32 lane sums of the two blocks
+/// (block `$ri` in the low 256 bits). The scale products come from the f16 pairs at the block
+/// starts (`d`, and with `$mins` also `m_w s_x` for Q4_1/Q5_1); leftover blocks go to the AVX2
+/// kernel `$tail`. Each row's arithmetic does not depend on `R`, so a row's result is the same
+/// bits whether it is computed alone or with others.
+macro_rules! legacy_rows {
+    ($w:expr, $x:expr, $nb:expr, $ws:expr, $xs:expr, $mins:expr, $tail:path,
+     |$yi:ident| $ybody:expr, |$wr:ident, $ri:ident, $yv:ident| $rbody:expr) => {{
+        let (w, x, nb): ([*const u8; R], *const u8, usize) = ($w, $x, $nb);
+        let mut acc0 = [_mm512_setzero_ps(); R];
+        let mut acc1 = [_mm512_setzero_ps(); R];
+        // Odd lanes: the m_w s_x terms (Q4_1/Q5_1).
+        let mut accm = [_mm256_setzero_ps(); R];
         let mut i = 0;
         while i + 4 <= nb {
-            let d = scale_pairs4(w.add($ws * i + $woff_d), $ws, x.add($xs * i + $xoff_d), $xs);
-            let s0 = {
-                let $i = i;
-                $body
+            let xb = x.add($xs * i);
+            let xv = _mm256_cvtph_ps(_mm_setr_epi32(
+                rd32(xb),
+                rd32(xb.add($xs)),
+                rd32(xb.add(2 * $xs)),
+                rd32(xb.add(3 * $xs)),
+            ));
+            let y0 = {
+                let $yi = i;
+                $ybody
             };
-            let s1 = {
-                let $i = i + 2;
-                $body
+            let y1 = {
+                let $yi = i + 2;
+                $ybody
             };
-            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), spread_pairs(d, 0), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), spread_pairs(d, 1), acc1);
+            for r in 0..R {
+                let wb = w[r].add($ws * i);
+                let wv = _mm256_cvtph_ps(_mm_setr_epi32(
+                    rd32(wb),
+                    rd32(wb.add($ws)),
+                    rd32(wb.add(2 * $ws)),
+                    rd32(wb.add(3 * $ws)),
+                ));
+                let d = _mm256_mul_ps(wv, xv);
+                if $mins {
+                    accm[r] = _mm256_add_ps(accm[r], d);
+                }
+                let s0 = {
+                    let ($wr, $ri, $yv) = (w[r], i, &y0);
+                    $rbody
+                };
+                let s1 = {
+                    let ($wr, $ri, $yv) = (w[r], i + 2, &y1);
+                    $rbody
+                };
+                acc0[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), spread_pairs(d, 0), acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), spread_pairs(d, 1), acc1[r]);
+            }
             i += 4;
         }
-        let tail = if i < nb {
-            $tail(w.add($ws * i), x.add($xs * i), nb - i)
-        } else {
-            0.0
-        };
-        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail
+        let mut out = [0.0f32; R];
+        for r in 0..R {
+            let tail = if i < nb {
+                $tail(w[r].add($ws * i), x.add($xs * i), nb - i)
+            } else {
+                0.0
+            };
+            let sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r]));
+            out[r] = if $mins {
+                let odd = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
+                sum + avx2::hsum_ps(_mm256_and_ps(accm[r], odd)) + tail
+            } else {
+                sum + tail
+            };
+        }
+        out
     }};
+}
+
+/// Defines the one-row kernel `$one` as the `R = 1` case of the rows kernel `$rows`.
+macro_rules! one_row {
+    ($($one:ident = $rows:ident;)*) => {$(
+        /// One row: the `R = 1` case of the rows kernel (same arithmetic, same bits).
+        ///
+        /// # Safety
+        /// As the rows kernel's.
+        #[inline(always)]
+        unsafe fn $one<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
+            // SAFETY: caller's contract.
+            unsafe { $rows::<VNNI, 1>([w], x, nb)[0] }
+        }
+    )*};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -385,39 +457,6 @@ unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
 // Legacy formats, two blocks per register.
 // ---------------------------------------------------------------------------------------------
 
-/// Q4_0 × Q8_0.
-///
-/// # Safety
-/// `w`: `nb` Q4_0 blocks, `x`: `nb` Q8_0 blocks; features as the module.
-#[inline(always)]
-unsafe fn dot_q4_0<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
-    unsafe {
-        let eight = _mm512_set1_epi8(8);
-        legacy_loop!(w, x, nb, 18, 34, 0, 0, avx2::dot_q4_0, |i| {
-            let q = nibbles2(w.add(18 * i + 2), w.add(18 * i + 20));
-            let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
-            dot_u8_off::<VNNI>(q, eight, y)
-        })
-    }
-}
-
-/// Q8_0 × Q8_0.
-///
-/// # Safety
-/// `w`, `x`: `nb` Q8_0 blocks; features as the module.
-#[inline(always)]
-unsafe fn dot_q8_0<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` is bytes `34 i .. 34 i + 34` of each; loads stay inside.
-    unsafe {
-        legacy_loop!(w, x, nb, 34, 34, 0, 0, avx2::dot_q8_0, |i| {
-            let q = load2x32(w.add(34 * i + 2), w.add(34 * i + 36));
-            let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
-            dot_i8::<VNNI>(q, y)
-        })
-    }
-}
-
 /// The fifth bits of two Q5 blocks as a 64-bit byte mask in element order.
 ///
 /// # Safety
@@ -429,96 +468,6 @@ unsafe fn qh_mask(a: *const u8, b: *const u8) -> __mmask64 {
         let lo = a.cast::<u32>().read_unaligned() as u64;
         let hi = b.cast::<u32>().read_unaligned() as u64;
         lo | hi << 32
-    }
-}
-
-/// Q5_0 × Q8_0.
-///
-/// # Safety
-/// `w`: `nb` Q5_0 blocks, `x`: `nb` Q8_0 blocks; features as the module.
-#[inline(always)]
-unsafe fn dot_q5_0<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `22 i ..`, of `x` `34 i ..`; loads stay inside.
-    unsafe {
-        let sixteen = _mm512_set1_epi8(16);
-        legacy_loop!(w, x, nb, 22, 34, 0, 0, avx2::dot_q5_0, |i| {
-            let (b0, b1) = (w.add(22 * i), w.add(22 * i + 22));
-            let q = nibbles2(b0.add(6), b1.add(6));
-            let q = _mm512_mask_add_epi8(q, qh_mask(b0.add(2), b1.add(2)), q, sixteen);
-            let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
-            dot_u8_off::<VNNI>(q, sixteen, y)
-        })
-    }
-}
-
-/// Q4_1 / Q5_1 driver: like `legacy_loop!` plus the `m_w s_x` terms (f16 at offset 2 of both
-/// blocks), summed separately.
-macro_rules! legacy_min_loop {
-    ($w:expr, $x:expr, $nb:expr, $ws:expr, $tail:path, |$i:ident| $body:expr) => {{
-        let (w, x, nb) = ($w, $x, $nb);
-        let mut acc0 = _mm512_setzero_ps();
-        let mut acc1 = _mm512_setzero_ps();
-        // Odd lanes: the m_w s_x terms.
-        let mut accm = _mm256_setzero_ps();
-        let mut i = 0;
-        while i + 4 <= nb {
-            let d = scale_pairs4(w.add($ws * i), $ws, x.add(36 * i), 36);
-            accm = _mm256_add_ps(accm, d);
-            let s0 = {
-                let $i = i;
-                $body
-            };
-            let s1 = {
-                let $i = i + 2;
-                $body
-            };
-            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), spread_pairs(d, 0), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), spread_pairs(d, 1), acc1);
-            i += 4;
-        }
-        let tail = if i < nb {
-            $tail(w.add($ws * i), x.add(36 * i), nb - i)
-        } else {
-            0.0
-        };
-        let odd = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
-        let m = avx2::hsum_ps(_mm256_and_ps(accm, odd));
-        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + m + tail
-    }};
-}
-
-/// Q4_1 × Q8_1.
-///
-/// # Safety
-/// `w`: `nb` Q4_1 blocks, `x`: `nb` Q8_1 blocks; features as the module.
-#[inline(always)]
-unsafe fn dot_q4_1<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `20 i ..`, of `x` `36 i ..`; loads stay inside.
-    unsafe {
-        legacy_min_loop!(w, x, nb, 20, avx2::dot_q4_1, |i| {
-            let q = nibbles2(w.add(20 * i + 4), w.add(20 * i + 24));
-            let y = load2x32(x.add(36 * i + 4), x.add(36 * i + 40));
-            dot_u8::<VNNI>(q, y)
-        })
-    }
-}
-
-/// Q5_1 × Q8_1.
-///
-/// # Safety
-/// `w`: `nb` Q5_1 blocks, `x`: `nb` Q8_1 blocks; features as the module.
-#[inline(always)]
-unsafe fn dot_q5_1<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `24 i ..`, of `x` `36 i ..`; loads stay inside.
-    unsafe {
-        let sixteen = _mm512_set1_epi8(16);
-        legacy_min_loop!(w, x, nb, 24, avx2::dot_q5_1, |i| {
-            let (b0, b1) = (w.add(24 * i), w.add(24 * i + 24));
-            let q = nibbles2(b0.add(8), b1.add(8));
-            let q = _mm512_mask_add_epi8(q, qh_mask(b0.add(4), b1.add(4)), q, sixteen);
-            let y = load2x32(x.add(36 * i + 4), x.add(36 * i + 40));
-            dot_u8::<VNNI>(q, y)
-        })
     }
 }
 
@@ -539,27 +488,218 @@ unsafe fn iq4nl_table(biased: bool) -> __m512i {
     }
 }
 
-/// IQ4_NL × Q8_0.
+one_row! {
+    dot_q4_0 = dot_q4_0_rows;
+    dot_q4_1 = dot_q4_1_rows;
+    dot_q5_0 = dot_q5_0_rows;
+    dot_q5_1 = dot_q5_1_rows;
+    dot_q8_0 = dot_q8_0_rows;
+    dot_iq4_nl = dot_iq4_nl_rows;
+}
+
+/// Q4_0 × Q8_0 for `R` rows.
 ///
 /// # Safety
-/// `w`: `nb` IQ4_NL blocks, `x`: `nb` Q8_0 blocks; features as the module.
+/// Each `w[r]`: `nb` Q4_0 blocks, `x`: `nb` Q8_0 blocks; features as the module.
 #[inline(always)]
-unsafe fn dot_iq4_nl<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
+unsafe fn dot_q4_0_rows<const VNNI: bool, const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
+    unsafe {
+        let eight = _mm512_set1_epi8(8);
+        legacy_rows!(
+            w,
+            x,
+            nb,
+            18,
+            34,
+            false,
+            avx2::dot_q4_0,
+            |i| {
+                let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
+                (y, dot_u8_corr::<VNNI>(eight, y))
+            },
+            |wr, i, y| {
+                let q = nibbles2(wr.add(18 * i + 2), wr.add(18 * i + 20));
+                dot_u8_sub::<VNNI>(q, eight, y)
+            }
+        )
+    }
+}
+
+/// Q8_0 × Q8_0 for `R` rows.
+///
+/// # Safety
+/// Each `w[r]` and `x`: `nb` Q8_0 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q8_0_rows<const VNNI: bool, const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` is bytes `34 i .. 34 i + 34` of each row; loads stay inside.
+    unsafe {
+        let k80 = _mm512_set1_epi8(-128);
+        legacy_rows!(
+            w,
+            x,
+            nb,
+            34,
+            34,
+            false,
+            avx2::dot_q8_0,
+            |i| {
+                let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
+                (y, dot_u8_corr::<VNNI>(k80, y))
+            },
+            |wr, i, y| {
+                let q = load2x32(wr.add(34 * i + 2), wr.add(34 * i + 36));
+                if VNNI {
+                    dot_u8_sub::<true>(_mm512_xor_si512(q, k80), k80, y)
+                } else {
+                    dot_i8::<false>(q, y.0)
+                }
+            }
+        )
+    }
+}
+
+/// Q5_0 × Q8_0 for `R` rows.
+///
+/// # Safety
+/// Each `w[r]`: `nb` Q5_0 blocks, `x`: `nb` Q8_0 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q5_0_rows<const VNNI: bool, const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `22 i ..`, of `x` `34 i ..`; loads stay inside.
+    unsafe {
+        let sixteen = _mm512_set1_epi8(16);
+        legacy_rows!(
+            w,
+            x,
+            nb,
+            22,
+            34,
+            false,
+            avx2::dot_q5_0,
+            |i| {
+                let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
+                (y, dot_u8_corr::<VNNI>(sixteen, y))
+            },
+            |wr, i, y| {
+                let (b0, b1) = (wr.add(22 * i), wr.add(22 * i + 22));
+                let q = nibbles2(b0.add(6), b1.add(6));
+                let q = _mm512_mask_add_epi8(q, qh_mask(b0.add(2), b1.add(2)), q, sixteen);
+                dot_u8_sub::<VNNI>(q, sixteen, y)
+            }
+        )
+    }
+}
+
+/// Q4_1 × Q8_1 for `R` rows.
+///
+/// # Safety
+/// Each `w[r]`: `nb` Q4_1 blocks, `x`: `nb` Q8_1 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q4_1_rows<const VNNI: bool, const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `20 i ..`, of `x` `36 i ..`; loads stay inside.
+    unsafe {
+        legacy_rows!(
+            w,
+            x,
+            nb,
+            20,
+            36,
+            true,
+            avx2::dot_q4_1,
+            |i| load2x32(x.add(36 * i + 4), x.add(36 * i + 40)),
+            |wr, i, y| {
+                let q = nibbles2(wr.add(20 * i + 4), wr.add(20 * i + 24));
+                dot_u8::<VNNI>(q, *y)
+            }
+        )
+    }
+}
+
+/// Q5_1 × Q8_1 for `R` rows.
+///
+/// # Safety
+/// Each `w[r]`: `nb` Q5_1 blocks, `x`: `nb` Q8_1 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_q5_1_rows<const VNNI: bool, const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `24 i ..`, of `x` `36 i ..`; loads stay inside.
+    unsafe {
+        let sixteen = _mm512_set1_epi8(16);
+        legacy_rows!(
+            w,
+            x,
+            nb,
+            24,
+            36,
+            true,
+            avx2::dot_q5_1,
+            |i| load2x32(x.add(36 * i + 4), x.add(36 * i + 40)),
+            |wr, i, y| {
+                let (b0, b1) = (wr.add(24 * i), wr.add(24 * i + 24));
+                let q = nibbles2(b0.add(8), b1.add(8));
+                let q = _mm512_mask_add_epi8(q, qh_mask(b0.add(4), b1.add(4)), q, sixteen);
+                dot_u8::<VNNI>(q, *y)
+            }
+        )
+    }
+}
+
+/// IQ4_NL × Q8_0 for `R` rows.
+///
+/// # Safety
+/// Each `w[r]`: `nb` IQ4_NL blocks, `x`: `nb` Q8_0 blocks; features as the module.
+#[inline(always)]
+unsafe fn dot_iq4_nl_rows<const VNNI: bool, const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
     unsafe {
         // With VNNI: grid + 128 as unsigned bytes, minus 128 Σ y.
         let table = iq4nl_table(VNNI);
         let k80 = _mm512_set1_epi8(-128);
-        legacy_loop!(w, x, nb, 18, 34, 0, 0, avx2::dot_iq4_nl, |i| {
-            let idx = nibbles2(w.add(18 * i + 2), w.add(18 * i + 20));
-            let q = _mm512_shuffle_epi8(table, idx);
-            let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
-            if VNNI {
-                dot_u8_off::<true>(q, k80, y)
-            } else {
-                dot_i8::<false>(q, y)
+        legacy_rows!(
+            w,
+            x,
+            nb,
+            18,
+            34,
+            false,
+            avx2::dot_iq4_nl,
+            |i| {
+                let y = load2x32(x.add(34 * i + 2), x.add(34 * i + 36));
+                (y, dot_u8_corr::<VNNI>(k80, y))
+            },
+            |wr, i, y| {
+                let idx = nibbles2(wr.add(18 * i + 2), wr.add(18 * i + 20));
+                let q = _mm512_shuffle_epi8(table, idx);
+                if VNNI {
+                    dot_u8_sub::<true>(q, k80, y)
+                } else {
+                    dot_i8::<false>(q, y.0)
+                }
             }
-        })
+        )
     }
 }
 
@@ -586,19 +726,6 @@ unsafe fn lane_splat(src: __m512i, idx: [i32; 4]) -> __m512i {
         let [a, b, cc, d] = idx.map(c);
         let ctrl = _mm512_setr_epi32(a, a, a, a, b, b, b, b, cc, cc, cc, cc, d, d, d, d);
         _mm512_shuffle_epi8(src, ctrl)
-    }
-}
-
-/// `[lo, lo, hi, hi]`: the low and high 128 bits of `v` each in two lanes.
-///
-/// # Safety
-/// AVX-512F.
-#[inline(always)]
-unsafe fn halves_to_lanes(v: __m256i) -> __m512i {
-    // SAFETY: register-only intrinsics.
-    unsafe {
-        let z = _mm512_castsi256_si512(v);
-        _mm512_shuffle_i64x2(z, z, 0b01_01_00_00)
     }
 }
 
@@ -806,113 +933,5 @@ unsafe fn avx2_f16_at(p: *const u8) -> f32 {
     unsafe {
         let h = p.cast::<u16>().read_unaligned();
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
-    }
-}
-
-/// Q3_K's sixteen scales minus 32 as i16 in the low 256 bits.
-///
-/// # Safety
-/// `p` readable for 12 bytes; AVX-512F, AVX2.
-#[inline(always)]
-unsafe fn q3k_scales16(p: *const u8) -> __m256i {
-    // SAFETY: `p` readable for 12 bytes.
-    unsafe {
-        let packed: [u8; 12] = p.cast::<[u8; 12]>().read_unaligned();
-        let s = crate::kernels::scalar::q3k_scales(&packed);
-        _mm256_cvtepi8_epi16(_mm_sub_epi8(load16(s.as_ptr()), _mm_set1_epi8(32)))
-    }
-}
-
-/// Q3_K × Q8_K: q' = 2 low bits | hmask bit << 2 (value q' − 4), `Σ_g s_g (Σ q' y − 4 bsum_g)`.
-///
-/// # Safety
-/// `w`: `nb` Q3_K blocks, `x`: `nb` Q8_K blocks; features as the module.
-#[inline(always)]
-unsafe fn dot_q3_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `110 i ..`, of `x` `292 i ..`; loads stay inside.
-    unsafe {
-        let m3 = _mm512_set1_epi8(3);
-        let four = _mm512_set1_epi8(4);
-        let mut acc = _mm512_setzero_ps();
-        for i in 0..nb {
-            let (wb, xb) = (w.add(110 * i), x.add(292 * i));
-            let d = avx2_f16_at(wb.add(108)) * xb.cast::<f32>().read_unaligned();
-            let s16 = q3k_scales16(wb.add(96));
-            let corr = _mm256_slli_epi32(_mm256_madd_epi16(s16, load32(xb.add(Q8K_BSUMS))), 2);
-            let sc = halves_to_lanes(s16);
-            let mut sumi = _mm512_inserti64x4(
-                _mm512_setzero_si512(),
-                _mm256_sub_epi32(_mm256_setzero_si256(), corr),
-                0,
-            );
-            // qs bytes 0..64: byte 32h + l holds elements 128h + 32s + l at bits 2s.
-            let q3 = load64(wb.add(32));
-            let hm = _mm512_broadcast_i64x4(load32(wb));
-            let mut q = [_mm512_setzero_si512(); 4];
-            for (s, q) in q.iter_mut().enumerate() {
-                // Lanes: [elements 32s..32s+32 | 128 + 32s..128 + 32s + 32].
-                let lo =
-                    _mm512_and_si512(_mm512_srl_epi16(q3, _mm_cvtsi32_si128(2 * s as i32)), m3);
-                let k = _mm512_test_epi8_mask(hm, bit_pair(s as i32, 4 + s as i32));
-                *q = _mm512_mask_add_epi8(lo, k, lo, four);
-            }
-            for (s, q) in q.into_iter().enumerate() {
-                let y = _mm512_inserti64x4(
-                    _mm512_castsi256_si512(load32(xb.add(Q8K_QS + 32 * s))),
-                    load32(xb.add(Q8K_QS + 128 + 32 * s)),
-                    1,
-                );
-                // Groups 2s, 2s+1 (low half of `s16`) and 8+2s, 9+2s (high half).
-                let g = 2 * s as i32;
-                let p = _mm512_maddubs_epi16(q, y);
-                sumi = mac16::<VNNI>(sumi, p, lane_splat(sc, [g, g + 1, g, g + 1]));
-            }
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-        }
-        _mm512_reduce_add_ps(acc)
-    }
-}
-
-/// Q2_K × Q8_K.
-///
-/// # Safety
-/// `w`: `nb` Q2_K blocks (scales 0, qs 16, d 80, dmin 82), `x`: `nb` Q8_K blocks; features as
-/// the module.
-#[inline(always)]
-unsafe fn dot_q2_k<const VNNI: bool>(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `84 i ..`, of `x` `292 i ..`; loads stay inside.
-    unsafe {
-        let m3 = _mm512_set1_epi8(3);
-        let m4 = _mm_set1_epi8(0x0F);
-        let mut acc = _mm512_setzero_ps();
-        let mut accm = _mm256_setzero_ps();
-        for i in 0..nb {
-            let (wb, xb) = (w.add(84 * i), x.add(292 * i));
-            let yd = xb.cast::<f32>().read_unaligned();
-            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(wb.add(80).cast::<i32>().read_unaligned()));
-            let dall = _mm_cvtss_f32(dm) * yd;
-            let dmin = _mm_cvtss_f32(_mm_movehdup_ps(dm)) * yd;
-            let sc = load16(wb);
-            let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
-            let m = _mm256_madd_epi16(mins, load32(xb.add(Q8K_BSUMS)));
-            accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(m), accm);
-            let s16 = halves_to_lanes(_mm256_cvtepu8_epi16(_mm_and_si128(sc, m4)));
-            // qs bytes 0..64: byte 32k + l holds elements 128k + 32j + l at bits 2j.
-            let q2 = load64(wb.add(16));
-            let mut sumi = _mm512_setzero_si512();
-            for j in 0..4 {
-                let q = _mm512_and_si512(_mm512_srl_epi16(q2, _mm_cvtsi32_si128(2 * j as i32)), m3);
-                let y = _mm512_inserti64x4(
-                    _mm512_castsi256_si512(load32(xb.add(Q8K_QS + 32 * j))),
-                    load32(xb.add(Q8K_QS + 128 + 32 * j)),
-                    1,
-                );
-                let g = 2 * j as i32;
-                let p = _mm512_maddubs_epi16(q, y);
-                sumi = mac16::<VNNI>(sumi, p, lane_splat(s16, [g, g + 1, g, g + 1]));
-            }
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(dall), _mm512_cvtepi32_ps(sumi), acc);
-        }
-        _mm512_reduce_add_ps(acc) - avx2::hsum_ps(accm)
     }
 }
