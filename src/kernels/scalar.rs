@@ -21,7 +21,7 @@ use crate::quant::blocks::{
     BlockIq4Nl, BlockIq4Xs, BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0,
     BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, BlockQ8_1, BlockQ8K, KVALUES_IQ4NL,
 };
-use crate::quant::{f32_to_bf16, f32_to_f16, k_quants, legacy};
+use crate::quant::{f32_to_bf16, f32_to_f16, k_quants};
 
 /// Iterates the blocks of type `T` in `bytes` (whole blocks only), read unaligned.
 #[inline(always)]
@@ -99,22 +99,32 @@ pub(crate) fn dot_q4_0(w: &[u8], x: &[u8]) -> f32 {
     sumf
 }
 
-/// Q4_1 × Q8_1: `Σ_b (d_w d_x) Σ_j q_j y_j + m_w s_x`.
+/// Q4_1 × Q8_1 in llama.cpp's x86 order: per block, eight lane sums of four consecutive
+/// products (elements `4j..4j+4`), each lane accumulated over the blocks with one fused
+/// multiply-add by `d_w·d_x`; the `m_w·s_x` terms summed separately; at the end
+/// [`hsum8`] of the lanes plus that sum.
 pub(crate) fn dot_q4_1(w: &[u8], x: &[u8]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = [0.0f32; 8];
+    let mut summs = 0.0f32;
     for (xb, yb) in blocks::<BlockQ4_1>(w).zip(blocks::<BlockQ8_1>(x)) {
-        let mut sumi0 = 0i32;
-        let mut sumi1 = 0i32;
-        for j in 0..16 {
-            let v0 = (xb.qs[j] & 0x0F) as i32;
-            let v1 = (xb.qs[j] >> 4) as i32;
-            sumi0 += v0 * yb.qs[j] as i32;
-            sumi1 += v1 * yb.qs[j + 16] as i32;
+        summs = xb.m.to_f32().mul_add(yb.s.to_f32(), summs);
+        let d = xb.d.to_f32() * yb.d.to_f32();
+        let q = |k: usize| -> i32 {
+            if k < 16 { (xb.qs[k] & 0x0F) as i32 } else { (xb.qs[k - 16] >> 4) as i32 }
+        };
+        for (j, a) in acc.iter_mut().enumerate() {
+            let lane: i32 = (4 * j..4 * j + 4).map(|k| q(k) * yb.qs[k] as i32).sum();
+            *a = d.mul_add(lane as f32, *a);
         }
-        let sumi = sumi0 + sumi1;
-        sumf += (xb.d.to_f32() * yb.d.to_f32()) * sumi as f32 + xb.m.to_f32() * yb.s.to_f32();
     }
-    sumf
+    hsum8(&acc) + summs
+}
+
+/// llama.cpp's `hsum_float_8`: `((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7))`.
+#[inline(always)]
+pub(crate) fn hsum8(a: &[f32; 8]) -> f32 {
+    let r = [a[4] + a[0], a[5] + a[1], a[6] + a[2], a[7] + a[3]];
+    (r[0] + r[2]) + (r[1] + r[3])
 }
 
 /// Q5_0 × Q8_0: as Q4_0 with the fifth bit from `qh` and offset 16.
@@ -523,14 +533,38 @@ fn quantize_with<B: Pod, const N: usize>(x: &[f32], out: &mut [u8], f: fn(&[f32;
     }
 }
 
-/// Q8_0 activations: ggml `quantize_row_q8_0_ref` (via `quant`).
-pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
-    quantize_with(x, out, legacy::quantize_block_q8_0_ref);
+/// One Q8 activation block as llama.cpp's x86 `quantize_row_q8_0`/`_q8_1` form it (not the
+/// `_ref` quantizer): multiplier `127/amax`, rounding to nearest with ties to even. Returns
+/// `(d, Σ q)`.
+fn quantize_act_block(x: &[f32; 32], qs: &mut [i8; 32]) -> (f32, i32) {
+    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let mut sum = 0;
+    for (q, v) in qs.iter_mut().zip(x) {
+        // `as` saturates (and maps NaN to 0), like the SIMD paths.
+        *q = (v * id).round_ties_even() as i8;
+        sum += *q as i32;
+    }
+    (d, sum)
 }
 
-/// Q8_1 activations: ggml `quantize_row_q8_1_ref` (via `quant`).
+/// Q8_0 activations (see [`quantize_act_block`]).
+pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
+    quantize_with(x, out, |xb: &[f32; 32]| {
+        let mut qs = [0i8; 32];
+        let (d, _) = quantize_act_block(xb, &mut qs);
+        BlockQ8_0 { d: f16::from_f32(d), qs }
+    });
+}
+
+/// Q8_1 activations (see [`quantize_act_block`]); `s = d·Σq` rounded to f16.
 pub(crate) fn quantize_q8_1(x: &[f32], out: &mut [u8]) {
-    quantize_with(x, out, legacy::quantize_block_q8_1_ref);
+    quantize_with(x, out, |xb: &[f32; 32]| {
+        let mut qs = [0i8; 32];
+        let (d, sum) = quantize_act_block(xb, &mut qs);
+        BlockQ8_1 { d: f16::from_f32(d), s: f16::from_f32(d * sum as f32), qs }
+    });
 }
 
 /// Q8_K activations: ggml `quantize_row_q8_K_ref` (via `quant`).

@@ -50,14 +50,62 @@ fn gelu_table() -> &'static [u16] {
     })
 }
 
-/// SwiGLU in place: `gate[i] = silu(gate[i]) * up[i]`.
+/// `exp(x)` as ggml's vectorised `ggml_v_expf` computes it in llama.cpp's AVX-512 build
+/// (a degree-5 polynomial on `x - n ln2`, scaled by `2^n`): not correctly rounded, but it is
+/// what llama.cpp's SiLU uses, so kiln rounds the same way on every CPU.
+#[inline]
+pub fn expf_ggml(x: f32) -> f32 {
+    const R: f32 = 12_582_912.0; // 0x1.8p23
+    let z = x.mul_add(f32::from_bits(0x3fb8_aa3b), R); // log2(e)
+    let n = z - R;
+    let b = (-n).mul_add(
+        f32::from_bits(0x35bf_be8e), // 0x1.7f7d1cp-20
+        (-n).mul_add(f32::from_bits(0x3f31_7200), x), // 0x1.62e4p-1
+    );
+    if n.abs() > 192.0 {
+        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
+    }
+    let u = b * b;
+    let j = f32::from_bits(0x3c07_2010) // 0x1.0e4020p-7
+        .mul_add(b, f32::from_bits(0x3d2b_9f17)) // 0x1.573e2ep-5
+        .mul_add(
+            u,
+            f32::from_bits(0x3e2a_af33).mul_add(b, f32::from_bits(0x3eff_fedb)), // 0x1.555e66p-3, 0x1.fffdb6p-2
+        )
+        .mul_add(u, f32::from_bits(0x3f7f_fff6).mul_add(b, 1.0)); // 0x1.ffffecp-1
+    scalef(j, n as i32)
+}
+
+/// `j · 2^n` rounded once (AVX-512 `vscalefps` for the range `expf_ggml` uses).
+#[inline]
+fn scalef(j: f32, n: i32) -> f32 {
+    if (-126..=127).contains(&n) {
+        j * f32::from_bits(((n + 127) as u32) << 23)
+    } else if n > 127 {
+        // j < 2, so the result overflows unless j is tiny; two exact steps then one rounding.
+        j * f32::from_bits(254 << 23) * f32::from_bits(((n - 127 + 127) as u32) << 23)
+    } else {
+        // Subnormal or zero result: 2^(n + 64) is normal here (n >= -192) and j·2^(n+64)
+        // is exact, so the single rounding happens in the last multiply.
+        (j * f32::from_bits(((n + 64 + 127) as u32) << 23)) * f32::from_bits(63 << 23)
+    }
+}
+
+/// SiLU as llama.cpp's AVX-512 build computes it: `x / (1 + expf_ggml(-x))`.
+#[inline]
+pub fn silu_ggml(x: f32) -> f32 {
+    x / (1.0 + expf_ggml(0.0 - x))
+}
+
+/// SwiGLU in place: `gate[i] = silu(gate[i]) * up[i]`, rounded as llama.cpp computes it
+/// ([`silu_ggml`]).
 ///
 /// # Panics
 /// If the lengths differ.
 pub fn swiglu_inplace(gate: &mut [f32], up: &[f32]) {
     assert_eq!(gate.len(), up.len(), "swiglu: lengths differ");
     for (g, &u) in gate.iter_mut().zip(up) {
-        *g = silu(*g) * u;
+        *g = silu_ggml(*g) * u;
     }
 }
 

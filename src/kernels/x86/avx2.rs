@@ -1118,13 +1118,13 @@ unsafe fn quantize_q8_block(x: *const f32, qs: *mut u8) -> (f32, i32) {
         ];
         let amax = absmax32(&v);
         let d = amax / 127.0;
-        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-        // No closures here: a closure would be compiled without the target features.
+        let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+        const RN: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
         let q = [
-            sat_i8(round_away(_mm256_mul_ps(v[0], id))),
-            sat_i8(round_away(_mm256_mul_ps(v[1], id))),
-            sat_i8(round_away(_mm256_mul_ps(v[2], id))),
-            sat_i8(round_away(_mm256_mul_ps(v[3], id))),
+            sat_i8(_mm256_round_ps::<RN>(_mm256_mul_ps(v[0], id))),
+            sat_i8(_mm256_round_ps::<RN>(_mm256_mul_ps(v[1], id))),
+            sat_i8(_mm256_round_ps::<RN>(_mm256_mul_ps(v[2], id))),
+            sat_i8(_mm256_round_ps::<RN>(_mm256_mul_ps(v[3], id))),
         ];
         let sum = hsum_epi32(_mm256_add_epi32(
             _mm256_add_epi32(q[0], q[1]),
