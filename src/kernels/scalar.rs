@@ -1,10 +1,20 @@
 //! The scalar reference kernels: the *definition* of every dot product.
 //!
-//! Each `dot_*` below is a line-by-line transcription of ggml's generic C code
+//! kiln's goal is llama.cpp's answers bit for bit, and the reference logits come from its x86
+//! build. A 1-ulp difference anywhere is amplified by the next Q8 re-quantization of the
+//! activations into a different token a few layers later, so the kernels that real models use
+//! follow llama.cpp's **x86** arithmetic exactly, on every ISA:
+//! - the Q8_0/Q8_1 activation quantizers are its x86 `quantize_row_q8_0/_q8_1` (multiplier
+//!   `127/amax`, ties to even), not the `_ref` ones (those stay in `quant`, for weights);
+//! - `dot_q4_1` is its x86 kernel's order (eight lanes, per-lane fused multiply-add, `hsum8`);
+//!   the SIMD kernels give the same bits (`tests/kernels_simd.rs`, `EXACT_TYPES`).
+//!
+//! The other `dot_*` are still line-by-line transcriptions of ggml's generic C code
 //! (`ggml-cpu/quants.c`, `ggml_vec_dot_<w>_<x>_generic`, and `vec.c` for the float types): the
-//! same integer partial sums, the same float expressions in the same order. The SIMD kernels
+//! same integer partial sums, the same float expressions in the same order; their SIMD kernels
 //! compute the same integer partial sums exactly and differ only in the order in which the
-//! per-block float terms are added (see `tests/kernels_simd.rs` for the tolerance).
+//! per-block float terms are added (see `tests/kernels_simd.rs` for the tolerance). Moving
+//! them to llama.cpp's x86 order, type by type, is how Gemma 3 will match too.
 //!
 //! All kernels read blocks from byte slices at any alignment (`pod_read_unaligned`), so a row
 //! from a file whose tensors are not aligned still works. A row is `nb` whole blocks; the row
@@ -110,7 +120,11 @@ pub(crate) fn dot_q4_1(w: &[u8], x: &[u8]) -> f32 {
         summs = xb.m.to_f32().mul_add(yb.s.to_f32(), summs);
         let d = xb.d.to_f32() * yb.d.to_f32();
         let q = |k: usize| -> i32 {
-            if k < 16 { (xb.qs[k] & 0x0F) as i32 } else { (xb.qs[k - 16] >> 4) as i32 }
+            if k < 16 {
+                (xb.qs[k] & 0x0F) as i32
+            } else {
+                (xb.qs[k - 16] >> 4) as i32
+            }
         };
         for (j, a) in acc.iter_mut().enumerate() {
             let lane: i32 = (4 * j..4 * j + 4).map(|k| q(k) * yb.qs[k] as i32).sum();
@@ -554,7 +568,10 @@ pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
     quantize_with(x, out, |xb: &[f32; 32]| {
         let mut qs = [0i8; 32];
         let (d, _) = quantize_act_block(xb, &mut qs);
-        BlockQ8_0 { d: f16::from_f32(d), qs }
+        BlockQ8_0 {
+            d: f16::from_f32(d),
+            qs,
+        }
     });
 }
 
@@ -563,7 +580,11 @@ pub(crate) fn quantize_q8_1(x: &[f32], out: &mut [u8]) {
     quantize_with(x, out, |xb: &[f32; 32]| {
         let mut qs = [0i8; 32];
         let (d, sum) = quantize_act_block(xb, &mut qs);
-        BlockQ8_1 { d: f16::from_f32(d), s: f16::from_f32(d * sum as f32), qs }
+        BlockQ8_1 {
+            d: f16::from_f32(d),
+            s: f16::from_f32(d * sum as f32),
+            qs,
+        }
     });
 }
 
@@ -575,6 +596,33 @@ pub(crate) fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn activation_quantizer_rounds_like_llama_cpp_x86() {
+        // amax 127: multiplier 1, so the products are the inputs; ties go to even.
+        let mut x = [0.0f32; 32];
+        x[0] = 127.0;
+        x[1] = 2.5;
+        x[2] = 3.5;
+        x[3] = -2.5;
+        x[4] = 0.5;
+        x[5] = -126.5;
+        let mut out = [0u8; 36];
+        quantize_q8_1(&x, &mut out);
+        let b: BlockQ8_1 = pod_read_unaligned(&out);
+        assert_eq!(&b.qs[..6], &[127, 2, 4, -2, 0, -126]);
+        assert_eq!(b.d.to_f32(), 1.0);
+        assert_eq!(b.s.to_f32(), 5.0);
+        // The multiplier is 127/amax, not 1/(amax/127): with amax = 0.3 they differ in the
+        // last bit, and so does the rounding of 0.15 * m (63.5 - tiny vs 63.5 exactly).
+        let mut y = [0.0f32; 32];
+        y[0] = 0.3;
+        y[1] = 0.15;
+        quantize_q8_0(&y, &mut out[..34]);
+        let b: BlockQ8_0 = pod_read_unaligned(&out[..34]);
+        let m = 127.0f32 / 0.3;
+        assert_eq!(b.qs[1] as f32, (0.15f32 * m).round_ties_even());
+    }
     use crate::quant::k_quants::{get_scale_min_k4, unpack_q3_k_scales};
 
     /// The kmask transcriptions above agree with `quant`'s per-element unpacking.

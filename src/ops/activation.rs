@@ -59,7 +59,7 @@ pub fn expf_ggml(x: f32) -> f32 {
     let z = x.mul_add(f32::from_bits(0x3fb8_aa3b), R); // log2(e)
     let n = z - R;
     let b = (-n).mul_add(
-        f32::from_bits(0x35bf_be8e), // 0x1.7f7d1cp-20
+        f32::from_bits(0x35bf_be8e),                  // 0x1.7f7d1cp-20
         (-n).mul_add(f32::from_bits(0x3f31_7200), x), // 0x1.62e4p-1
     );
     if n.abs() > 192.0 {
@@ -131,7 +131,31 @@ mod tests {
         assert!((silu(-20.0)).abs() < 1e-7);
         let mut g = [1.0f32, 2.0];
         swiglu_inplace(&mut g, &[2.0, 0.5]);
-        assert!((g[0] - 2.0 * silu(1.0)).abs() < 1e-7 && (g[1] - 0.5 * silu(2.0)).abs() < 1e-7);
+        assert!((g[0] - 2.0 * silu(1.0)).abs() < 1e-6 && (g[1] - 0.5 * silu(2.0)).abs() < 1e-6);
+        assert_eq!(silu_ggml(0.0), 0.0);
+        assert!(silu_ggml(-200.0) == 0.0 && silu_ggml(200.0) == 200.0);
+    }
+
+    #[test]
+    fn ggml_expf_is_within_three_ulp() {
+        // ggml documents 1.45 ulp for its polynomial, plus the final roundings; a dense sweep.
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let want = (x as f64).exp();
+            let got = expf_ggml(x) as f64;
+            let ulp = (want as f32).next_up() as f64 - want as f32 as f64;
+            assert!(
+                (got - want).abs() <= 3.0 * ulp,
+                "x={x} got={got} want={want}"
+            );
+            x += 0.0137;
+        }
+        // Subnormal results, underflow, overflow and the limits.
+        assert!(expf_ggml(-100.0) > 0.0 && expf_ggml(-100.0) < f32::MIN_POSITIVE);
+        assert_eq!(expf_ggml(-200.0), 0.0);
+        assert_eq!(expf_ggml(200.0), f32::INFINITY);
+        assert_eq!(expf_ggml(0.0), 1.0);
+        assert!(expf_ggml(f32::NEG_INFINITY) == 0.0 && expf_ggml(f32::INFINITY).is_infinite());
     }
 
     #[test]
