@@ -73,22 +73,8 @@ pub fn expf_ggml(x: f32) -> f32 {
             f32::from_bits(0x3e2a_af33).mul_add(b, f32::from_bits(0x3eff_fedb)), // 0x1.555e66p-3, 0x1.fffdb6p-2
         )
         .mul_add(u, f32::from_bits(0x3f7f_fff6).mul_add(b, 1.0)); // 0x1.ffffecp-1
-    scalef(j, n as i32)
-}
-
-/// `j · 2^n` rounded once (AVX-512 `vscalefps` for the range `expf_ggml` uses).
-#[inline]
-fn scalef(j: f32, n: i32) -> f32 {
-    if (-126..=127).contains(&n) {
-        j * f32::from_bits(((n + 127) as u32) << 23)
-    } else if n > 127 {
-        // j < 2, so the result overflows unless j is tiny; two exact steps then one rounding.
-        j * f32::from_bits(254 << 23) * f32::from_bits(((n - 127 + 127) as u32) << 23)
-    } else {
-        // Subnormal or zero result: 2^(n + 64) is normal here (n >= -192) and j·2^(n+64)
-        // is exact, so the single rounding happens in the last multiply.
-        (j * f32::from_bits(((n + 64 + 127) as u32) << 23)) * f32::from_bits(63 << 23)
-    }
+    // `_mm512_scalef_ps(j, n)`: j · 2^n with one rounding (the f64 product is exact).
+    (f64::from(j) * f64::from(n).exp2()) as f32
 }
 
 /// SiLU as llama.cpp's AVX-512 build computes it: `x / (1 + expf_ggml(-x))`.

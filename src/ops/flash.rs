@@ -17,6 +17,7 @@ use std::ops::Range;
 use half::f16;
 
 use crate::kv_cache::LayerKv;
+use crate::ops::activation::expf_ggml as v_expf;
 
 /// ggml's `GGML_FA_TILE_Q`: batches with at least this many queries use the tiled kernel.
 pub const TILED_MIN_QUERIES: usize = 64;
@@ -24,35 +25,6 @@ pub const TILED_MIN_QUERIES: usize = 64;
 pub const KV_TILE: usize = 64;
 /// Lanes of ggml's `f32` SIMD vectors (AVX-512).
 const LANES: usize = 16;
-
-/// ggml's AVX-512 `ggml_v_expf` on one lane (ARM's optimized-routines `expf`, max error
-/// 1.45 + 0.5 ulp), for inputs `<= 0` (softmax arguments).
-#[inline]
-pub fn v_expf(x: f32) -> f32 {
-    if x == f32::NEG_INFINITY {
-        return 0.0;
-    }
-    let r = f32::from_bits(0x4b40_0000); // 0x1.8p23
-    let z = x.mul_add(f32::from_bits(0x3fb8_aa3b), r); // 0x1.715476p+0
-    let n = z - r;
-    let b = (-n).mul_add(
-        f32::from_bits(0x35bf_be8e),                  // 0x1.7f7d1cp-20
-        (-n).mul_add(f32::from_bits(0x3f31_7200), x), // 0x1.62e4p-1
-    );
-    let u = b * b;
-    let j = f32::from_bits(0x3c07_2010) // 0x1.0e4020p-7
-        .mul_add(b, f32::from_bits(0x3d2b_9f17)) // 0x1.573e2ep-5
-        .mul_add(
-            u,
-            f32::from_bits(0x3e2a_af33).mul_add(b, f32::from_bits(0x3eff_fedb)), // 0x1.555e66p-3, 0x1.fffdb6p-2
-        )
-        .mul_add(u, f32::from_bits(0x3f7f_fff6).mul_add(b, 1.0)); // 0x1.ffffecp-1
-    // _mm512_scalef_ps(j, n): j * 2^n with one rounding.
-    if n.abs() > 192.0 {
-        return if n > 0.0 { f32::INFINITY } else { 0.0 };
-    }
-    (f64::from(j) * (n as f64).exp2()) as f32
-}
 
 /// `_mm512_reduce_add_ps` of 16 lanes, in GCC's order (halves, then quarters, then pairs).
 #[inline]
@@ -234,21 +206,5 @@ pub fn attend_one_chunk_f16(
 fn f16_row(src: &[u8], dst: &mut [f32]) {
     for (d, c) in dst.iter_mut().zip(src.chunks_exact(2)) {
         *d = f16::from_le_bytes([c[0], c[1]]).to_f32();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn v_expf_is_close_to_exp() {
-        for i in 0..2000 {
-            let x = -(i as f32) * 0.05;
-            let (a, b) = (v_expf(x), x.exp());
-            assert!((a - b).abs() <= b * 4e-7 + 1e-38, "{x}: {a} vs {b}");
-        }
-        assert_eq!(v_expf(0.0), 1.0);
-        assert_eq!(v_expf(f32::NEG_INFINITY), 0.0);
     }
 }
