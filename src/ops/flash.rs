@@ -18,6 +18,7 @@ use half::f16;
 
 use crate::kv_cache::LayerKv;
 use crate::ops::activation::expf_ggml as v_expf;
+use crate::ops::attention::MAX_HEAD_DIM;
 
 /// ggml's `GGML_FA_TILE_Q`: batches with at least this many queries use the tiled kernel.
 pub const TILED_MIN_QUERIES: usize = 64;
@@ -78,7 +79,11 @@ pub fn attend_tiled_f16(
     let (mut m, mut s_sum) = (f32::NEG_INFINITY, 0.0f32);
     let mut kq = [f32::NEG_INFINITY; KV_TILE];
     let mut p = [0.0f32; KV_TILE];
-    let mut kf = vec![0.0f32; dk.max(dv)]; // [dk] one key row / [dv] one value row in f32
+    assert!(
+        dk <= MAX_HEAD_DIM && dv <= MAX_HEAD_DIM,
+        "flash: head too large"
+    );
+    let mut kf = [0.0f32; MAX_HEAD_DIM]; // [dk] one key row / [dv] one value row in f32
     let mut ic = keys.start / KV_TILE * KV_TILE;
     while ic < keys.end {
         let (a, b) = (ic.max(keys.start), (ic + KV_TILE).min(keys.end));
@@ -174,11 +179,20 @@ pub fn attend_one_chunk_f16(
         kv.dtype() == crate::GgmlType::F16,
         "flash: cache is not f16"
     );
-    let qh: Vec<f16> = q.iter().map(|&x| f16::from_f32(x)).collect();
-    let mut acc = vec![f16::ZERO; dv];
+    assert!(
+        dk <= MAX_HEAD_DIM && dv <= MAX_HEAD_DIM,
+        "flash: head too large"
+    );
+    let mut qh = [f16::ZERO; MAX_HEAD_DIM]; // [dk] the query rounded to f16
+    for (h, &x) in qh.iter_mut().zip(q) {
+        *h = f16::from_f32(x);
+    }
+    let qh = &qh[..dk];
+    let mut acc = [f16::ZERO; MAX_HEAD_DIM]; // [dv] the f16 value accumulator
+    let acc = &mut acc[..dv];
     let (mut m, mut s_sum) = (f32::NEG_INFINITY, 0.0f32);
     for pos in keys {
-        let s = dot_f16(kv.k_row(pos, kv_head), &qh) * scale + 0.0;
+        let s = dot_f16(kv.k_row(pos, kv_head), qh) * scale + 0.0;
         let (mut ms, mut vs) = (1.0f32, 1.0f32);
         if s > m {
             ms = (m - s).exp();
@@ -197,7 +211,7 @@ pub fn attend_one_chunk_f16(
         s_sum = s_sum.mul_add(ms, vs);
     }
     let inv = if s_sum == 0.0 { 0.0 } else { 1.0 / s_sum };
-    for (o, a) in out.iter_mut().zip(&acc) {
+    for (o, a) in out.iter_mut().zip(acc.iter()) {
         *o = a.to_f32() * inv;
     }
 }
