@@ -817,7 +817,7 @@ unsafe fn k4_min_sum(mins: __m128i, bsums: *const u8) -> __m128i {
 /// `w`: `nb` Q4_K blocks (144 bytes: d 0, dmin 2, scales 4, qs 16), `x`: `nb` Q8_K blocks;
 /// AVX2, FMA, F16C available.
 #[inline(always)]
-unsafe fn dot_q4_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
+pub(super) unsafe fn dot_q4_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
     // SAFETY: block `i` of `w` is bytes `144 i ..`, of `x` `292 i ..`; loads stay inside.
     unsafe {
         let m4 = _mm256_set1_epi8(0x0F);
@@ -864,7 +864,7 @@ unsafe fn dot_q4_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
 /// `w`: `nb` Q5_K blocks (176 bytes: d 0, dmin 2, scales 4, qh 16, qs 48), `x`: `nb` Q8_K
 /// blocks; AVX2, FMA, F16C available.
 #[inline(always)]
-unsafe fn dot_q5_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
+pub(super) unsafe fn dot_q5_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
     // SAFETY: block `i` of `w` is bytes `176 i ..`, of `x` `292 i ..`; loads stay inside.
     unsafe {
         let m4 = _mm256_set1_epi8(0x0F);

@@ -6,6 +6,102 @@
 
 use super::{Isa, Kernels};
 
+/// Generates [`DotRowsFn`](super::DotRowsFn)s for kernels that dot a *group* of weight rows
+/// against one activation row at once: `$dot::<R>(w: [*const u8; R], x: *const u8, nb) ->
+/// [f32; R]` (const generic `R`, any extra generic arguments given in the path). Rows go in
+/// groups of `$g`, the rest one at a time (`R = 1`); every kernel computes each row with the
+/// same arithmetic whatever `R` is, so a row's result does not depend on the grouping (and
+/// `dot_rows`, `vec_dot` and `matmul` agree bit for bit). With `features = "..."` the loop is
+/// compiled with those target features so the `#[inline(always)]` kernels inline with them.
+macro_rules! group_rows_fns {
+    (features = $feat:literal;
+     $($name:ident: $dot:ident $(:: <$($gen:tt),*>)?, $wb:expr, $xb:expr, group = $g:literal;)*) => {$(
+        /// Dot kernel over rows (see `DotRowsFn`).
+        ///
+        /// # Safety
+        /// The CPU must support the target features this module is compiled for.
+        pub(super) unsafe fn $name(
+            w: &[u8],
+            w_row_bytes: usize,
+            x: &[u8],
+            x_row_bytes: usize,
+            out: &mut [f32],
+            out_stride: usize,
+        ) {
+            /// The loop, with the kernel inlined under the target features.
+            ///
+            /// # Safety
+            /// The features are available; `w` holds `rows` rows of `wrb` bytes, `x` `n_x`
+            /// rows of `xrb` bytes, each `nb` blocks.
+            #[target_feature(enable = $feat)]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn run(
+                w: &[u8],
+                wrb: usize,
+                x: &[u8],
+                xrb: usize,
+                out: &mut [f32],
+                os: usize,
+                (nb, rows, n_x): (usize, usize, usize),
+            ) {
+                let mut r0 = 0;
+                while r0 + $g <= rows {
+                    for t in 0..n_x {
+                        // SAFETY: rows `r0 .. r0 + $g` of `w` and row `t` of `x` are in
+                        // bounds with `nb` blocks each (caller's contract); features on.
+                        let o = unsafe {
+                            $dot::<$($($gen,)*)? $g>(
+                                std::array::from_fn(|k| w.as_ptr().add((r0 + k) * wrb)),
+                                x.as_ptr().add(t * xrb),
+                                nb,
+                            )
+                        };
+                        for (k, v) in o.into_iter().enumerate() {
+                            out[(r0 + k) * os + t] = v;
+                        }
+                    }
+                    r0 += $g;
+                }
+                for r in r0..rows {
+                    for t in 0..n_x {
+                        // SAFETY: row `r` of `w` and row `t` of `x` are in bounds with `nb`
+                        // blocks each; features on.
+                        let [v] = unsafe {
+                            $dot::<$($($gen,)*)? 1>(
+                                [w.as_ptr().add(r * wrb)],
+                                x.as_ptr().add(t * xrb),
+                                nb,
+                            )
+                        };
+                        out[r * os + t] = v;
+                    }
+                }
+            }
+            let dims = $crate::kernels::check_rows(w, w_row_bytes, x, x_row_bytes, out, out_stride, $wb, $xb);
+            // SAFETY: lengths checked above; the caller guarantees the CPU features.
+            unsafe { run(w, w_row_bytes, x, x_row_bytes, out, out_stride, dims) }
+        }
+    )*};
+}
+
+/// Expands `$body` once for each `$r` in `0..R` (`R` a constant at most 8), so that per-row
+/// state indexed by `$r` stays in registers (a plain `for` loop over the rows is not always
+/// unrolled, which leaves the accumulators in memory).
+macro_rules! unroll_rows {
+    ($R:expr, |$r:ident| $body:block) => {
+        unroll_rows!(@ $R, $r, $body, 0 1 2 3 4 5 6 7)
+    };
+    (@ $R:expr, $r:ident, $body:block, $($n:literal)*) => {{
+        const { assert!($R <= 8, "unroll_rows! handles at most 8 rows") };
+        $(
+            if $n < $R {
+                let $r: usize = $n;
+                $body
+            }
+        )*
+    }};
+}
+
 mod avx2;
 mod avx512;
 
