@@ -129,7 +129,7 @@ mod vnni {
         q8_0: dot_q8_0::<true>, 34, 34, group = 8;
         q4_k: dot_q4_k::<true>, 144, 292, group = 4;
         q5_k: dot_q5_k::<true>, 176, 292, group = 4;
-        q6_k: dot_q6_k::<true>, 210, 292, group = 4;
+        q6_k: dot_q6_k::<true>, 210, 292, group = 8;
         iq4_nl: dot_iq4_nl::<true>, 18, 34, group = 8;
     }
 }
@@ -180,6 +180,18 @@ unsafe fn load2x32(a: *const u8, b: *const u8) -> __m512i {
     unsafe { _mm512_inserti64x4(_mm512_castsi256_si512(load32(a)), load32(b), 1) }
 }
 
+/// [`load2x32`] without a shuffle: `b`'s 32 bytes come in as the upper half of a 64-byte load
+/// ending at `b + 32` and are blended (`vpblendmq`, any ALU) over the 32 bytes at `a`. Zen 4
+/// runs the insert of [`load2x32`] on its two shuffle pipes, which these kernels are short of.
+///
+/// # Safety
+/// `a` readable for 32 bytes, `b − 32 .. b + 32` readable; AVX-512F.
+#[inline(always)]
+unsafe fn load2x32_back(a: *const u8, b: *const u8) -> __m512i {
+    // SAFETY: caller's contract.
+    unsafe { _mm512_mask_blend_epi64(0xF0, _mm512_castsi256_si512(load32(a)), load64(b.sub(32))) }
+}
+
 /// Reads a little-endian i16 at any alignment.
 ///
 /// # Safety
@@ -198,6 +210,19 @@ unsafe fn rd16(p: *const u8) -> i16 {
 unsafe fn rd32(p: *const u8) -> i32 {
     // SAFETY: caller's contract.
     unsafe { p.cast::<i32>().read_unaligned() }
+}
+
+/// `*p` in all 16 lanes, read from memory so that LLVM folds the broadcast into the FMA that
+/// uses it (`{1to16}` operand, a load) instead of a `vbroadcastss` from a register (a shuffle,
+/// which these kernels are short of). The volatile read keeps the store before it from being
+/// forwarded in the compiler.
+///
+/// # Safety
+/// `p` valid for reading an f32; AVX-512F.
+#[inline(always)]
+unsafe fn bcast_mem(p: *const f32) -> __m512 {
+    // SAFETY: caller's contract.
+    unsafe { _mm512_set1_ps(p.read_volatile()) }
 }
 
 /// Sum of the 4 lanes.
@@ -230,7 +255,10 @@ unsafe fn dot_u8<const VNNI: bool>(a: __m512i, b: __m512i) -> __m512i {
     }
 }
 
-/// `acc + Σ pairs of p16[i] s16[i]` (i16 × i16 → i32), exact.
+/// `acc + Σ pairs of p16[i] s16[i]` (i16 × i16 → i32), exact as long as the sum does not
+/// overflow i32 (every use stays far below). With VNNI this is the saturating `vpdpwssds`,
+/// the same result here: LLVM splits the plain `vpdpwssd` into `vpmaddwd` + `vpaddd` (one more
+/// operation) but leaves this one alone.
 ///
 /// # Safety
 /// AVX-512BW (+VNNI when `VNNI`).
@@ -239,7 +267,7 @@ unsafe fn mac16<const VNNI: bool>(acc: __m512i, p16: __m512i, s16: __m512i) -> _
     // SAFETY: register-only intrinsics.
     unsafe {
         if VNNI {
-            _mm512_dpwssd_epi32(acc, p16, s16)
+            _mm512_dpwssds_epi32(acc, p16, s16)
         } else {
             _mm512_add_epi32(acc, _mm512_madd_epi16(p16, s16))
         }
@@ -909,19 +937,22 @@ static K4_SCALE_WORDS: [[[i16; 32]; 2]; 2] = [
     [k4_scale_words(1, 0), k4_scale_words(1, 1)],
 ];
 
-/// Q6_K: the 16 group scales (words) spread over the `vpackssdw` layout of half `h`: in
-/// 128-bit lane `L`, words 0..4 belong to group `8h + L`, words 4..8 to group `8h + 4 + L`.
-const fn q6k_scale_words(h: usize) -> [i16; 32] {
+/// Q6_K: the 16 group scales (words) spread over the `vpackssdw` layout of the pair `t` of
+/// registers ([`dot_q6_k`]: `t = 0` packs chunks 0 and 1, `t = 1` chunks 2 and 3, each chunk
+/// register holding that chunk of both halves): in 128-bit lane `L`, words 0..4 belong to group
+/// `4t + (L mod 2) + 8 (L / 2)` and words 4..8 to the group two further.
+const fn q6k_scale_words(t: usize) -> [i16; 32] {
     let mut idx = [0i16; 32];
     let mut p = 0;
     while p < 32 {
-        idx[p] = (8 * h + p / 8 + 4 * ((p % 8) / 4)) as i16;
+        let lane = p / 8;
+        idx[p] = (4 * t + 2 * ((p % 8) / 4) + lane % 2 + 8 * (lane / 2)) as i16;
         p += 1;
     }
     idx
 }
 
-/// [`q6k_scale_words`] for the two halves.
+/// [`q6k_scale_words`] for the two register pairs.
 static Q6K_SCALE_WORDS: [[i16; 32]; 2] = [q6k_scale_words(0), q6k_scale_words(1)];
 
 /// The Q4_K / Q5_K scales and mins of two super-blocks, unpacked from the 12 packed bytes at
@@ -1064,19 +1095,20 @@ unsafe fn dot_k4<const FIVE: bool, const VNNI: bool, const R: usize>(
             let bs = _mm256_hadd_epi16(load32(xb.add(Q8K_BSUMS)), load32(xb.add(292 + Q8K_BSUMS)));
             let bs = _mm256_permute4x64_epi64(bs, 0b11_01_10_00);
             // Per row: [d, dmin] of both blocks (times yd), the scales as words.
-            let mut dm = [_mm_setzero_ps(); R];
+            let mut dm = [[0.0f32; 4]; R];
             let mut sc = [zero; R];
             unroll_rows!(R, |r| {
                 let wb = w[r].add(ws * i);
                 let h = _mm_setr_epi32(rd32(wb), rd32(wb.add(ws)), 0, 0);
-                dm[r] = _mm_mul_ps(_mm_cvtph_ps(h), yd);
+                let dmr = _mm_mul_ps(_mm_cvtph_ps(h), yd);
+                _mm_storeu_ps(dm[r].as_mut_ptr(), dmr);
                 let s8 = k4_scales2(wb.add(4), wb.add(ws + 4));
                 // [mins of block i, mins of block i + 1] as words, times the pair sums.
                 let mn = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(_mm256_permute4x64_epi64(
                     s8, 0b11_01,
                 )));
                 let mins = _mm256_cvtepi32_ps(_mm256_madd_epi16(mn, bs));
-                let dmin = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dm[r]), dmin_idx);
+                let dmin = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dmr), dmin_idx);
                 accm[r] = _mm256_fmadd_ps(dmin, mins, accm[r]);
                 sc[r] = _mm512_cvtepu8_epi16(s8);
             });
@@ -1115,11 +1147,7 @@ unsafe fn dot_k4<const FIVE: bool, const VNNI: bool, const R: usize>(
                         );
                         sumi = mac16::<VNNI>(sumi, t, _mm512_permutexvar_epi16(sidx[h], sc[r]));
                     }
-                    let d = if k == 0 {
-                        _mm512_broadcastss_ps(dm[r])
-                    } else {
-                        _mm512_broadcastss_ps(_mm_movehl_ps(dm[r], dm[r]))
-                    };
+                    let d = bcast_mem(dm[r].as_ptr().add(2 * k));
                     acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), d, acc[r]);
                 });
             }
@@ -1148,10 +1176,13 @@ unsafe fn dot_k4<const FIVE: bool, const VNNI: bool, const R: usize>(
 }
 
 /// Q6_K × Q8_K for `R` rows: `q = ql nibble | qh 2 bits << 4` in 0..64 (value `q − 32`),
-/// `d Σ_g s_g Σ (q − 32) y` over groups of 16. The `− 32` comes in with the activations
-/// (seeding `vpdpbusd` with `−32 Σ y`; without VNNI subtracting `32 Σ y` from the pair sums,
-/// at most `2 · 63 · 128 + 2 · 32 · 128 = 24320`). The group sums' i32 lanes (at most
-/// `4 · 32 · 128`) are packed to i16 and scaled with one `vpdpwssd` per 128 elements.
+/// `d Σ_g s_g Σ (q − 32) y` over groups of 16. Chunk `c` (0..4) of a super-block's half `h` is
+/// elements `128 h + 32 c ..`: nibbles of ql bytes `64 h + 32 (c mod 2) ..` (low for `c < 2`),
+/// bits `2c, 2c + 1` of qh bytes `32 h ..`. One register holds chunk `c` of both halves, so
+/// the qh bytes load as they lie and every register takes fixed shifts. The `− 32` comes in
+/// with the activations (seeding `vpdpbusd` with `−32 Σ y`; without VNNI subtracting `32 Σ y`
+/// from the pair sums, at most `2 · 63 · 128 + 2 · 32 · 128 = 24320`). The group sums' i32 lanes
+/// (at most `4 · 32 · 128`) are packed to i16 and scaled with one `vpdpwssd` per two chunks.
 ///
 /// # Safety
 /// Each `w[r]`: `nb` Q6_K blocks (210 bytes: ql 0, qh 128, scales 192, d 208), `x`: `nb` Q8_K
@@ -1168,11 +1199,8 @@ unsafe fn dot_q6_k<const VNNI: bool, const R: usize>(
         let k32 = _mm512_set1_epi8(32);
         let zero = _mm512_setzero_si512();
         let ones = _mm512_set1_epi16(1);
-        // For [qh, qh]: the two bits of the first 32 elements of each register's halves.
-        let mask_a = _mm512_inserti64x4(_mm512_set1_epi8(0x03), _mm256_set1_epi8(0x0C), 1);
-        let mask_b = _mm512_inserti64x4(_mm512_set1_epi8(0x30), _mm256_set1_epi8(-64), 1);
-        let shift_a = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
-        let shift_b = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+        // qh bits 0, 1, 4, 5 and bits 2, 3, 6, 7.
+        let (m33, mcc) = (_mm512_set1_epi8(0x33), _mm512_set1_epi8(-52));
         let sidx = [
             load64(Q6K_SCALE_WORDS[0].as_ptr().cast()),
             load64(Q6K_SCALE_WORDS[1].as_ptr().cast()),
@@ -1182,11 +1210,12 @@ unsafe fn dot_q6_k<const VNNI: bool, const R: usize>(
             let xb = x.add(292 * i);
             let yd = xb.cast::<f32>().read_unaligned();
             let yq = xb.add(Q8K_QS);
+            // Chunk c of both halves.
             let y = [
-                load64(yq),
-                load64(yq.add(64)),
-                load64(yq.add(128)),
-                load64(yq.add(192)),
+                load2x32_back(yq, yq.add(128)),
+                load2x32_back(yq.add(32), yq.add(160)),
+                load2x32_back(yq.add(64), yq.add(192)),
+                load2x32_back(yq.add(96), yq.add(224)),
             ];
             // The offset term of each register: VNNI −32 Σ y (i32), else 32 y pair sums (i16).
             let mut corr = [zero; 4];
@@ -1197,41 +1226,52 @@ unsafe fn dot_q6_k<const VNNI: bool, const R: usize>(
                     _mm512_maddubs_epi16(k32, y)
                 };
             }
+            // The rows' `d` (f16 at byte 208) times `yd`, converted together.
+            let mut dh = [0i16; 8];
+            for (h, w) in dh.iter_mut().zip(w) {
+                *h = rd16(w.add(210 * i + 208));
+            }
+            let mut d = [0.0f32; 8];
+            let dv = _mm256_cvtph_ps(_mm_loadu_si128(dh.as_ptr().cast()));
+            _mm256_storeu_ps(d.as_mut_ptr(), _mm256_mul_ps(dv, _mm256_set1_ps(yd)));
             unroll_rows!(R, |r| {
                 let wb = w[r].add(210 * i);
-                let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
-                    rd16(wb.add(208)) as u16,
-                ))));
                 let sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(load16(wb.add(192))));
-                let mut sumi = zero;
-                for h in 0..2 {
-                    // Elements 128h + [0..64] (qa) and 128h + [64..128] (qb): low and high
-                    // nibbles of ql bytes 64h..64h + 64, with qh bits (0, 1 | 2, 3) and
-                    // (4, 5 | 6, 7) of qh bytes 32h..32h + 32.
-                    let l = load64(wb.add(64 * h));
-                    let qh = _mm512_broadcast_i64x4(load32(wb.add(128 + 32 * h)));
-                    let ha = _mm512_sllv_epi16(_mm512_and_si512(qh, mask_a), shift_a);
-                    let hb = _mm512_srlv_epi16(_mm512_and_si512(qh, mask_b), shift_b);
-                    // m4 ? nibble : high bits (0xCA: a ? b : c).
-                    let qa = _mm512_ternarylogic_epi32::<0xCA>(m4, l, ha);
-                    let qb = _mm512_ternarylogic_epi32::<0xCA>(m4, _mm512_srli_epi16(l, 4), hb);
-                    let (pa, pb) = if VNNI {
-                        (
-                            _mm512_dpbusd_epi32(corr[2 * h], qa, y[2 * h]),
-                            _mm512_dpbusd_epi32(corr[2 * h + 1], qb, y[2 * h + 1]),
-                        )
+                let lx = load2x32_back(wb, wb.add(64));
+                let ly = load2x32_back(wb.add(32), wb.add(96));
+                let qh = load64(wb.add(128));
+                // Chunks 0, 2 take bits 0, 1 (shifted to 4, 5) and 4, 5 of `h33`; chunks 1, 3
+                // bits 2, 3 and 6, 7 of `hcc`. Whatever a 16-bit shift moves into bits 0..4
+                // is replaced by the nibble: `m4 ? nibble : high bits` (0xCA: a ? b : c).
+                let (h33, hcc) = (_mm512_and_si512(qh, m33), _mm512_and_si512(qh, mcc));
+                let q = [
+                    _mm512_ternarylogic_epi32::<0xCA>(m4, lx, _mm512_slli_epi16(h33, 4)),
+                    _mm512_ternarylogic_epi32::<0xCA>(m4, ly, _mm512_slli_epi16(hcc, 2)),
+                    _mm512_ternarylogic_epi32::<0xCA>(m4, _mm512_srli_epi16(lx, 4), h33),
+                    _mm512_ternarylogic_epi32::<0xCA>(
+                        m4,
+                        _mm512_srli_epi16(ly, 4),
+                        _mm512_srli_epi16(hcc, 2),
+                    ),
+                ];
+                let mut p = [zero; 4];
+                for c in 0..4 {
+                    p[c] = if VNNI {
+                        _mm512_dpbusd_epi32(corr[c], q[c], y[c])
                     } else {
-                        let pa = _mm512_sub_epi16(_mm512_maddubs_epi16(qa, y[2 * h]), corr[2 * h]);
-                        let pb = _mm512_sub_epi16(
-                            _mm512_maddubs_epi16(qb, y[2 * h + 1]),
-                            corr[2 * h + 1],
-                        );
-                        (_mm512_madd_epi16(pa, ones), _mm512_madd_epi16(pb, ones))
+                        let p16 = _mm512_sub_epi16(_mm512_maddubs_epi16(q[c], y[c]), corr[c]);
+                        _mm512_madd_epi16(p16, ones)
                     };
-                    let t = _mm512_packs_epi32(pa, pb);
-                    sumi = mac16::<VNNI>(sumi, t, _mm512_permutexvar_epi16(sidx[h], sc));
                 }
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(d * yd), acc[r]);
+                let s01 = _mm512_permutexvar_epi16(sidx[0], sc);
+                let s23 = _mm512_permutexvar_epi16(sidx[1], sc);
+                let sumi = mac16::<VNNI>(zero, _mm512_packs_epi32(p[0], p[1]), s01);
+                let sumi = mac16::<VNNI>(sumi, _mm512_packs_epi32(p[2], p[3]), s23);
+                acc[r] = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(sumi),
+                    bcast_mem(d.as_ptr().add(r)),
+                    acc[r],
+                );
             });
         }
         let mut out = [0.0f32; R];
