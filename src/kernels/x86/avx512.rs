@@ -488,8 +488,10 @@ unsafe fn nibbles(q: __m512i) -> (__m512i, __m512i) {
 unsafe fn qh_masks(qh: *const u8, stride: usize) -> (__mmask64, __mmask64) {
     // SAFETY: reads the four 4-byte fields.
     unsafe {
-        let q = |k: usize| qh.add(stride * k).cast::<u32>().read_unaligned();
-        let (q0, q1, q2, q3) = (q(0), q(1), q(2), q(3));
+        let q0 = qh.cast::<u32>().read_unaligned();
+        let q1 = qh.add(stride).cast::<u32>().read_unaligned();
+        let q2 = qh.add(2 * stride).cast::<u32>().read_unaligned();
+        let q3 = qh.add(3 * stride).cast::<u32>().read_unaligned();
         let lo = _mm512_kunpackd(
             _mm512_kunpackw(q3, q2) as u64,
             _mm512_kunpackw(q1, q0) as u64,
