@@ -131,3 +131,104 @@ pub(super) fn table(isa: Isa) -> Option<&'static Kernels> {
         _ => None,
     }
 }
+
+/// The SIMD kernels around every boundary of their loops: block counts across the AVX-512
+/// four-block and two-super-block steps and the AVX2 scale chunks (32 blocks, converted eight
+/// at a time), row counts across the row groups (8, 4) and the single rows after them, and
+/// several activation rows (as `matmul` calls them). Each output must be bit-identical to
+/// the same table's one-row `vec_dot` (a row's arithmetic never depends on its group) and
+/// within `1e-5 Σ |w| |x|` of the scalar reference.
+#[cfg(test)]
+mod tests {
+    use super::super::{Isa, Kernels, vec_dot_type};
+    use crate::GgmlType;
+    use crate::quant::{dequantize_row, quantize_row_ref};
+
+    /// splitmix64.
+    struct Rng(u64);
+    impl Rng {
+        fn f32(&mut self) -> f32 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+    }
+
+    fn quantized(t: GgmlType, n: usize, rng: &mut Rng) -> (Vec<u8>, Vec<f32>) {
+        let row: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+        let mut q = vec![0u8; t.bytes_for(n as u64).unwrap() as usize];
+        quantize_row_ref(t, &row, &mut q).unwrap();
+        let mut deq = vec![0.0f32; n];
+        dequantize_row(t, &q, &mut deq).unwrap();
+        (q, deq)
+    }
+
+    #[test]
+    fn every_loop_boundary() {
+        use GgmlType::*;
+        let tables: Vec<&Kernels> = [Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni]
+            .into_iter()
+            .filter_map(Kernels::for_isa)
+            .collect();
+        let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
+        let mut rng = Rng(42);
+        let legacy_nb: Vec<usize> = (1..=41).chain([63, 64, 65, 71]).collect();
+        let k_nb: Vec<usize> = (1..=7).collect();
+        for t in [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K] {
+            let act = vec_dot_type(t);
+            let nbs = if t.block_size() == 256 {
+                &k_nb
+            } else {
+                &legacy_nb
+            };
+            for &nb in nbs {
+                let n = nb * t.block_size();
+                let rows = if nb % 3 == 0 { 13 } else { 11 };
+                let (mut w, mut wd) = (Vec::new(), Vec::new());
+                for _ in 0..rows {
+                    let (q, d) = quantized(t, n, &mut rng);
+                    w.extend(q);
+                    wd.push(d);
+                }
+                let rb = w.len() / rows;
+                let n_x = 3;
+                let (mut x, mut xd) = (Vec::new(), Vec::new());
+                for _ in 0..n_x {
+                    let (q, d) = quantized(act, n, &mut rng);
+                    x.extend(q);
+                    xd.push(d);
+                }
+                let xrb = x.len() / n_x;
+                for k in &tables {
+                    let f = k.dot_fn(t).unwrap();
+                    let mut out = vec![f32::NAN; rows * n_x];
+                    // SAFETY: the table exists, so the CPU runs its ISA; the sizes match.
+                    unsafe { f(&w, rb, &x, xrb, &mut out, n_x) };
+                    for r in 0..rows {
+                        for j in 0..n_x {
+                            let (wr, xr) = (&w[r * rb..][..rb], &x[j * xrb..][..xrb]);
+                            let one = k.vec_dot(t, n, wr, xr).unwrap();
+                            let got = out[r * n_x + j];
+                            let isa = k.isa();
+                            assert_eq!(got.to_bits(), one.to_bits(), "{isa} {t} nb {nb} row {r}");
+                            let want = scalar.vec_dot(t, n, wr, xr).unwrap();
+                            let mag: f64 = wd[r]
+                                .iter()
+                                .zip(&xd[j])
+                                .map(|(a, b)| (*a as f64 * *b as f64).abs())
+                                .sum();
+                            let err = (got as f64 - want as f64).abs();
+                            assert!(
+                                err <= 1e-5 * mag + 1e-30,
+                                "{isa} {t} nb {nb} row {r}: {got} vs {want} (mag {mag})"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
