@@ -5,6 +5,8 @@
 //!   (`Kernels::dot_rows`), all in cache; throughput in weight elements per second, for every
 //!   type and every ISA this CPU has.
 //! - `dot_bytes/<type>/<isa>`: the same for the process-wide ISA, as weight bytes per second.
+//! - `dot1/<type>/<isa>`: one row of 4096 elements at a time (`Kernels::vec_dot`, the kernels'
+//!   one-row case, which `dot_rows` uses only for rows left over after its row groups).
 //! - `quantize/<act>/<isa>`: the activation quantizers, f32 elements per second.
 //! - `matvec/<cols>x<rows>/<type>/t<threads>`: `matmul` with one token at the shapes and types
 //!   of the real models' matrices (ggml dims order: row length x rows), with the process-wide
@@ -102,6 +104,27 @@ fn bench_dot(c: &mut Criterion) {
         }
         g.finish();
     }
+}
+
+fn bench_dot_one(c: &mut Criterion) {
+    const N: usize = 4096;
+    let mut rng = Rng(4);
+    let x: Vec<f32> = (0..N).map(|_| rng.f32()).collect();
+    let mut g = c.benchmark_group("dot1");
+    g.throughput(Throughput::Elements(N as u64));
+    for t in TYPES {
+        let w = quantized(t, 1, N, &mut rng);
+        let act = kernels::vec_dot_type(t);
+        for isa in kernels::available_isas() {
+            let k = Kernels::for_isa(isa).unwrap();
+            let mut xq = vec![0u8; act.bytes_for(N as u64).unwrap() as usize];
+            k.quantize_row_act(act, &x, &mut xq).unwrap();
+            g.bench_function(BenchmarkId::new(format!("{t:?}"), isa), |b| {
+                b.iter(|| k.vec_dot(t, N, black_box(&w), black_box(&xq)).unwrap())
+            });
+        }
+    }
+    g.finish();
 }
 
 fn bench_quantize(c: &mut Criterion) {
@@ -224,6 +247,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_dot, bench_quantize, bench_matvec, bench_membw
+    targets = bench_dot, bench_dot_one, bench_quantize, bench_matvec, bench_membw
 }
 criterion_main!(benches);
