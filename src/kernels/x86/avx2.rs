@@ -1,10 +1,15 @@
 //! AVX2 (+FMA, F16C) kernels.
 //!
-//! Every per-row kernel here is an `#[inline(always)] unsafe fn (w, x, nb) -> f32` reading `nb`
-//! blocks through raw pointers with unaligned loads; `dot_rows_fns!` wraps each in a row loop
-//! compiled with `#[target_feature(enable = "avx2,fma,f16c")]`, which is the only place the
-//! features are enabled. The table [`AVX2`] is handed out only after the features were detected
-//! (`x86::table`).
+//! The K-quant and float kernels are `#[inline(always)] unsafe fn (w, x, nb) -> f32`, one row
+//! at a time, wrapped by `dot_rows_fns!` in row loops. The 32-element formats dot a group of
+//! `R` weight rows against one activation row at once (`fn<const R>(w: [ptr; R], x, nb) ->
+//! [f32; R]`, wrapped by `group_rows_fns!` with groups of 4): the activation loads and offset
+//! sums are shared by the rows, and the blocks go in chunks whose `d_w d_x` products are
+//! converted eight at a time up front (`legacy_rows!`), so the per-block scale is a broadcast
+//! load. Every row is computed the same way whatever `R` is (the one-row kernels, used by the
+//! AVX-512 kernels for leftover blocks, are the `R = 1` case). All loops are compiled with
+//! `#[target_feature(enable = "avx2,fma,f16c")]`, the only place the features are enabled;
+//! the table [`AVX2`] is handed out only after they were detected (`x86::table`).
 //!
 //! Integer partial sums are exact and equal to the scalar reference's: products of a weight
 //! byte and an activation byte are formed with `vpmaddubsw` (u8 × i8 → i16 pair sums) only where
