@@ -1,5 +1,6 @@
-//! Tokenizer speed: encoding ten copies of tests/data/GPL-3.txt (351 KB) with both real models,
-//! decoding the result, and loading Gemma 3's 262144-token vocabulary.
+//! Tokenizer speed: encoding ten copies of tests/data/GPL-3.txt (351 KB) with both real models
+//! (also one copy, and the plain algorithm without the word memo), decoding the result, and
+//! loading the tokenizers (Gemma 3: 262144 tokens).
 //!
 //! `cargo bench --bench tokenizer` (throughput is reported in bytes of text per second).
 
@@ -51,6 +52,20 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("encode_gpl3x10_{name}"), |b| {
             b.iter(|| tok.encode(black_box(&text), false, false).expect("encode"))
         });
+        // Without the word memo and SentencePiece word cuts: the plain llama.cpp algorithm.
+        g.bench_function(format!("encode_plain_gpl3x10_{name}"), |b| {
+            b.iter(|| {
+                tok.encode_plain(black_box(&text), false, false)
+                    .expect("encode")
+            })
+        });
+        // One copy (35 KB): less repetition for the memo to use.
+        let one = &text[..text.len() / 10];
+        g.throughput(Throughput::Bytes(one.len() as u64));
+        g.bench_function(format!("encode_gpl3x1_{name}"), |b| {
+            b.iter(|| tok.encode(black_box(one), false, false).expect("encode"))
+        });
+        g.throughput(Throughput::Bytes(text.len() as u64));
         let ids = tok.encode(&text, false, false).expect("encode");
         g.bench_function(format!("decode_gpl3x10_{name}"), |b| {
             b.iter(|| tok.decode(black_box(&ids), false, false).expect("decode"))

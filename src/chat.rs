@@ -589,9 +589,10 @@ fn py_method(_state: &State, value: &Value, method: &str, args: &[Value]) -> Res
                     Some("") => {
                         return Err(Error::new(ErrorKind::InvalidOperation, "empty separator"));
                     }
-                    Some(sep) if max >= 0 => {
-                        s.splitn(max as usize + 1, sep).map(Value::from).collect()
-                    }
+                    Some(sep) if max >= 0 => s
+                        .splitn((max as usize).saturating_add(1), sep)
+                        .map(Value::from)
+                        .collect(),
                     Some(sep) => s.split(sep).map(Value::from).collect(),
                 };
                 Value::from(parts)

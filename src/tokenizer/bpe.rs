@@ -140,6 +140,13 @@ impl BpeModel {
                 return;
             }
         }
+        if word.len() <= SHORT_WORD {
+            self.merge_short(word, s);
+            for i in 0..s.short.len() {
+                self.emit(vocab, s.short[i], out);
+            }
+            return;
+        }
         // Symbols: one per byte, doubly linked.
         s.syms.clear();
         s.heap.clear();
@@ -177,19 +184,67 @@ impl BpeModel {
         }
         let mut i = 0;
         while i != NONE {
-            let sym = s.syms[i as usize].sym;
-            let t = self.sym_token[sym as usize];
-            if t != NONE {
-                out.push(t);
-            } else {
-                // llama.cpp looks each byte of the symbol's text up as a one-byte token.
-                for &b in self.syms.get(sym) {
-                    if let Some(t) = vocab.find(&[b]) {
-                        out.push(t);
-                    }
+            self.emit(vocab, s.syms[i as usize].sym, out);
+            i = s.syms[i as usize].next;
+        }
+    }
+
+    /// Appends the token(s) of a final symbol.
+    #[inline]
+    fn emit(&self, vocab: &Vocab, sym: u32, out: &mut Vec<u32>) {
+        let t = self.sym_token[sym as usize];
+        if t != NONE {
+            out.push(t);
+        } else {
+            // llama.cpp looks each byte of the symbol's text up as a one-byte token.
+            for &b in self.syms.get(sym) {
+                if let Some(t) = vocab.find(&[b]) {
+                    out.push(t);
                 }
             }
-            i = s.syms[i as usize].next;
+        }
+    }
+
+    /// The merge of two adjacent symbols: `(rank, merged)`, rank `NONE` if there is none.
+    #[inline]
+    fn pair(&self, l: u32, r: u32) -> (u32, u32) {
+        match self.merges.get((l as u64) << 32 | r as u64) {
+            Some(v) => ((v >> 32) as u32, v as u32),
+            None => (NONE, NONE),
+        }
+    }
+
+    /// Merges a short word in `s.short` by rescanning the pair ranks: the same result as the
+    /// queue (lowest rank first, leftmost on ties), with less bookkeeping.
+    fn merge_short(&self, word: &[u8], s: &mut BpeScratch) {
+        s.short.clear();
+        s.short
+            .extend(word.iter().map(|&b| self.byte_sym[b as usize]));
+        s.pairs.clear();
+        for i in 1..s.short.len() {
+            s.pairs.push(self.pair(s.short[i - 1], s.short[i]));
+        }
+        loop {
+            let mut best = NONE;
+            let mut at = 0;
+            for (i, &(rank, _)) in s.pairs.iter().enumerate() {
+                if rank < best {
+                    best = rank;
+                    at = i;
+                }
+            }
+            if best == NONE {
+                return;
+            }
+            s.short[at] = s.pairs[at].1;
+            s.short.remove(at + 1);
+            s.pairs.remove(at);
+            if at > 0 {
+                s.pairs[at - 1] = self.pair(s.short[at - 1], s.short[at]);
+            }
+            if at < s.pairs.len() {
+                s.pairs[at] = self.pair(s.short[at], s.short[at + 1]);
+            }
         }
     }
 
@@ -217,6 +272,10 @@ struct Sym {
     next: u32,
 }
 
+/// Words up to this many bytes merge by rescanning ([`BpeModel::merge_short`]); longer ones use
+/// the queue (no quadratic cost on hostile input).
+const SHORT_WORD: usize = 32;
+
 /// A queued merge: `(rank, left, left sym, right, right sym, merged sym)`.
 type Candidate = (u32, u32, u32, u32, u32, u32);
 
@@ -229,6 +288,10 @@ pub(crate) struct BpeScratch {
     heap: BinaryHeap<Reverse<Candidate>>,
     /// Byte-encoded word.
     text: Vec<u8>,
+    /// Short path: current symbols.
+    short: Vec<u32>,
+    /// Short path: `(rank, merged)` of each adjacent pair.
+    pairs: Vec<(u32, u32)>,
 }
 
 #[cfg(test)]
@@ -270,5 +333,10 @@ mod tests {
         assert_eq!(enc("cab", &mut s), vec![2, 3]);
         // 'x' is no token: dropped, like llama.cpp.
         assert_eq!(enc("axb", &mut s), vec![0, 1]);
+        // Long words take the queue: "abc" + "aa" + "ab" per repetition, as the short path gives.
+        assert_eq!(enc("abcaaab", &mut s), vec![5, 6, 3]);
+        let long = "abcaaab".repeat(10);
+        let want: Vec<u32> = (0..10).flat_map(|_| [5, 6, 3]).collect();
+        assert_eq!(enc(&long, &mut s), want);
     }
 }

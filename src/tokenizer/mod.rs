@@ -212,7 +212,7 @@ const NONE: u32 = u32::MAX;
 
 /// A loaded tokenizer. Cheap to share (`&Tokenizer` is `Sync`); every call allocates its own
 /// small scratch buffers.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Tokenizer {
     vocab: Vocab,
     model: Model,
@@ -232,6 +232,22 @@ pub struct Tokenizer {
     spm_split: bool,
 }
 
+impl std::fmt::Debug for Tokenizer {
+    /// A summary (the vocabulary itself is far too large to print).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("model", &self.model_kind)
+            .field("pre", &self.pre_name)
+            .field("n_vocab", &self.vocab.len())
+            .field("n_special", &self.matcher.len())
+            .field("special", &self.special)
+            .field("add_bos", &self.flags.add_bos)
+            .field("add_eos", &self.flags.add_eos)
+            .field("add_space_prefix", &self.flags.add_space_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Per-call memo: the tokens of each distinct word (a BPE pre-token or a SentencePiece word),
 /// as a span of the output already produced.
 struct WordCache {
@@ -241,11 +257,16 @@ struct WordCache {
 }
 
 impl WordCache {
-    fn new(enabled: bool) -> WordCache {
+    fn new(enabled: bool, text_len: usize) -> WordCache {
+        let n = if enabled {
+            (text_len / 16).clamp(64, 1 << 16)
+        } else {
+            0
+        };
         WordCache {
             enabled,
-            words: vocab::StringTable::with_capacity(0, 0),
-            spans: Vec::new(),
+            words: vocab::StringTable::with_capacity(n, n * 8),
+            spans: Vec::with_capacity(n),
         }
     }
 
@@ -694,16 +715,14 @@ impl Tokenizer {
 
         let mut spm_crossers = Vec::new();
         if spm {
-            for id in 0..n as u32 {
+            for id in vocab.texts.containing_after_start(spm::ESCAPED_SPACE) {
                 let t = vocab.text(id);
-                if t.len() > spm::ESCAPED_SPACE.len()
-                    && t[1..].contains(&0xE2)
-                    && contains(&t[1..], spm::ESCAPED_SPACE)
-                {
-                    let inner: Vec<usize> = (1..t.len())
-                        .filter(|&k| t[k..].starts_with(spm::ESCAPED_SPACE))
-                        .collect();
-                    spm_crossers.push((t.to_vec(), inner));
+                let inner: Vec<usize> = (1..t.len())
+                    .filter(|&k| t[k..].starts_with(spm::ESCAPED_SPACE))
+                    .collect();
+                spm_crossers.push((t.to_vec(), inner));
+                if spm_crossers.len() > 64 {
+                    break;
                 }
             }
         }
@@ -786,6 +805,12 @@ impl Tokenizer {
         fast: bool,
         out: &mut Vec<u32>,
     ) -> Result<(), TokenizerError> {
+        if text.len() >= u32::MAX as usize {
+            return Err(TokenizerError::TooLarge {
+                what: "text to tokenize",
+                size: text.len() as u64,
+            });
+        }
         let mut part = PartitionScratch::default();
         let mut frags = Vec::new();
         self.matcher.partition(
@@ -800,7 +825,7 @@ impl Tokenizer {
             out.extend(self.special.bos);
         }
         // Long texts repeat words: remember each word's tokens for the rest of the call.
-        let mut cache = WordCache::new(fast && text.len() >= 512);
+        let mut cache = WordCache::new(fast && text.len() >= 512, text.len());
         match &self.model {
             Model::Spm => {
                 let mut s = SpmScratch::default();
@@ -998,6 +1023,90 @@ mod tests {
             merges: Some(merges.to_vec()),
             ..Default::default()
         }
+    }
+
+    fn spm_tokenizer(add_space_prefix: bool) -> Tokenizer {
+        // Ids: 0-2 specials, 3 "▁hello", 4 "▁world", 5 "▁", 6 "<ctl>", 7.. bytes, then the
+        // pieces SentencePiece merges through ("▁h", "▁he" ... and the letters).
+        let mut tokens = vec![
+            "<unk>",
+            "<s>",
+            "</s>",
+            "\u{2581}hello",
+            "\u{2581}world",
+            "\u{2581}",
+            "<ctl>",
+        ];
+        let hex: Vec<String> = (0..256).map(|b| format!("<0x{b:02X}>")).collect();
+        tokens.extend(hex.iter().map(String::as_str));
+        let mut types = vec![2, 3, 3, 1, 1, 1, 3];
+        types.extend([6; 256]);
+        let steps = [
+            "h",
+            "e",
+            "l",
+            "o",
+            "w",
+            "r",
+            "d",
+            "\u{2581}h",
+            "\u{2581}he",
+            "\u{2581}hel",
+            "\u{2581}hell",
+        ];
+        let steps2 = ["\u{2581}w", "\u{2581}wo", "\u{2581}wor", "\u{2581}worl"];
+        tokens.extend(steps.iter().chain(&steps2));
+        types.extend(std::iter::repeat_n(1, steps.len() + steps2.len()));
+        // Longer pieces score higher, so merges build words left to right.
+        let scores: Vec<f32> = tokens.iter().map(|t| t.chars().count() as f32).collect();
+        Tokenizer::from_data(TokenizerData {
+            model: "llama",
+            tokens,
+            scores: Some(scores),
+            token_types: Some(types),
+            add_space_prefix: Some(add_space_prefix),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn spm_space_prefix_bytes_and_streaming() {
+        let t = spm_tokenizer(true);
+        let ids = t.encode("hello world", true, false).unwrap();
+        assert_eq!(ids, vec![1, 3, 4]);
+        // BOS removed with remove_special: no leading space to strip (llama.cpp keeps it).
+        assert_eq!(t.decode(&ids, true, false).unwrap(), b" hello world");
+        assert_eq!(t.decode(&ids[1..], false, false).unwrap(), b"hello world");
+        // After a special token the next fragment gets the prefix space again.
+        assert_eq!(
+            t.encode("hello<ctl>world", false, true).unwrap(),
+            vec![3, 6, 4]
+        );
+        assert_eq!(
+            t.encode("hello<ctl>world", false, false).unwrap().len(),
+            1 + 5 + 5
+        );
+        // "é" has no token: two byte tokens; the stream emits it whole, once complete.
+        let e = t.encode("é", false, false).unwrap();
+        assert_eq!(e, vec![5, 7 + 0xC3, 7 + 0xA9]);
+        let mut st = t.stream_decoder(false).at_text_start();
+        assert_eq!(st.push(e[0]).unwrap(), "");
+        assert_eq!(st.push(e[1]).unwrap(), "");
+        assert_eq!(st.push(e[2]).unwrap(), "é");
+        assert_eq!(st.finish(), "");
+        // An incomplete character at the end, and bytes that never form one.
+        let mut st = t.stream_decoder(false);
+        assert_eq!(st.push(7 + 0xE2).unwrap(), "");
+        assert_eq!(st.finish(), "\u{FFFD}");
+        assert_eq!(t.stream_decoder(false).push(7 + 0xFF).unwrap(), "\u{FFFD}");
+        // Control tokens only with `special`.
+        assert_eq!(t.token_to_piece(6, false).unwrap(), b"");
+        assert_eq!(t.token_to_piece(6, true).unwrap(), b"<ctl>");
+        assert!(matches!(
+            t.token_to_piece(9999, true),
+            Err(TokenizerError::InvalidTokenId { id: 9999, .. })
+        ));
     }
 
     #[test]

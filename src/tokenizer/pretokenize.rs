@@ -872,6 +872,44 @@ mod tests {
         );
     }
 
+    /// llama.cpp's regex-based stages (std::regex semantics) on random texts, as computed by
+    /// tests/data/tokenizer/gen_pretokenize.py.
+    #[test]
+    fn regex_stages_match_reference_splits() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/tokenizer/pretokenize.json"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut n = 0;
+        for c in v["cases"].as_array().unwrap() {
+            let stages: &[Stage] = match c["pre"].as_str().unwrap() {
+                "qwen2" => S_QWEN2,
+                "gpt-4o" => S_GPT4O,
+                "tekken" => S_TEKKEN,
+                "deepseek-llm" => S_DEEPSEEK_LLM,
+                "deepseek-coder" => S_DEEPSEEK_CODER,
+                "stage:default_punct" => &[Run(DefaultPunct)],
+                "stage:falcon_punct" => &[Run(FalconPunct)],
+                "stage:number_run" => &[Run(Number)],
+                "stage:number_single" => &[Single(Number)],
+                "stage:digits3" => &[Digits3],
+                other => panic!("unknown {other}"),
+            };
+            let text = c["text"].as_str().unwrap();
+            let want: Vec<&str> = c["pieces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect();
+            assert_eq!(pieces(stages, text), want, "{} {text:?}", c["pre"]);
+            n += 1;
+        }
+        assert_eq!(n, 1500);
+    }
+
     #[test]
     fn unknown_and_unsupported_names() {
         assert!(

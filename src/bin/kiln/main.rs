@@ -8,7 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod chat;
+mod common;
 mod inspect;
+mod logits;
+mod perplexity;
+mod run;
 mod template;
 mod tokenize;
 
@@ -31,6 +36,14 @@ enum Command {
     Tokenize(tokenize::Args),
     /// Render a conversation with the model's chat template; print the prompt.
     Template(template::Args),
+    /// Generate text from a prompt (or, with --chat, answer it) and stream it to stdout.
+    Run(run::Args),
+    /// Chat with a model interactively (stdin/stdout).
+    Chat(chat::Args),
+    /// Per-position top logits and a greedy continuation of a prompt, as JSON.
+    Logits(logits::Args),
+    /// Perplexity of a text, with llama.cpp's method.
+    Perplexity(perplexity::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +52,10 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Template(args) => template::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Chat(args) => chat::run(args),
+        Command::Logits(args) => logits::run(args),
+        Command::Perplexity(args) => perplexity::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

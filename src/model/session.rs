@@ -1,0 +1,588 @@
+//! A session: one conversation's KV cache, scratch buffers and thread pool over a shared model.
+//!
+//! Tokens are evaluated in batches of up to `n_batch` (512 by default): each block runs on the
+//! whole batch as a matrix (one [`kernels::matmul`] per weight), attention is causal inside the
+//! batch and reads the cache, and logits are computed only for the positions asked for, a few
+//! rows at a time, and handed to a callback (so perplexity over 512 positions of a 262k-token
+//! vocabulary never holds them all).
+//!
+//! Every buffer is allocated when the session is created; evaluating tokens allocates nothing
+//! once the matmul scratch has grown to its working size. Work is split over the session's own
+//! rayon pool, and each output element is computed by one thread in a fixed order, so results
+//! are bit-identical for any thread count.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::GgmlType;
+use crate::kernels::{self, MatMulScratch};
+use crate::kv_cache::KvCache;
+use crate::ops::attention::{
+    AttnParams, attend_many, hadamard_rotate, kv_rotation, quantize_query, query_bytes, row_to_f32,
+};
+use crate::ops::norm::rms_norm_rows;
+use crate::ops::rope::{RopeParams, rope_apply_heads, rope_cache};
+
+use super::{Config, MatWeight, Model, ModelError};
+
+/// Context used when the caller does not choose one (capped by the training context).
+pub const DEFAULT_N_CTX: usize = 4096;
+/// Tokens per forward batch unless the caller chooses otherwise.
+pub const DEFAULT_N_BATCH: usize = 512;
+/// Logit rows computed per output matmul.
+const LOGITS_GROUP: usize = 32;
+/// Queries per attention work item (all query heads of one KV head over a few tokens).
+const ATTN_QUERIES: usize = 64;
+
+/// How to create a [`Session`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// Positions the KV cache holds. `None`: the training context, at most [`DEFAULT_N_CTX`].
+    pub n_ctx: Option<usize>,
+    /// Allow `n_ctx` beyond the model's training context (quality degrades there).
+    pub allow_beyond_training_context: bool,
+    /// KV cache element type: `F32`, `F16`, `Q8_0` or `Q4_0`.
+    pub kv_type: GgmlType,
+    /// Worker threads; 0 means all available cores.
+    pub n_threads: usize,
+    /// Largest number of tokens run through the model at once.
+    pub n_batch: usize,
+    /// With a quantized KV cache (`Q8_0`, `Q4_0`), rotate queries, keys and values by a
+    /// Walsh-Hadamard transform before they are stored and rotate the attention output back,
+    /// as llama.cpp does by default (its `LLAMA_ATTN_ROT_DISABLE=1` turns it off): scores are
+    /// unchanged, quantization error is much smaller. No effect on `F32`/`F16` caches.
+    pub kv_rotation: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            n_ctx: None,
+            allow_beyond_training_context: false,
+            kv_type: GgmlType::F16,
+            n_threads: 0,
+            n_batch: DEFAULT_N_BATCH,
+            kv_rotation: true,
+        }
+    }
+}
+
+/// Runs a shared [`Model`]: owns the KV cache, scratch buffers and a thread pool.
+pub struct Session {
+    model: Arc<Model>,
+    pool: rayon::ThreadPool,
+    kv: KvCache,
+    scratch: Scratch,
+    n_past: usize,
+    n_batch: usize,
+    /// Hadamard block sizes for keys/queries and values (see [`SessionOptions::kv_rotation`]).
+    rot: (Option<usize>, Option<usize>),
+    /// `[n_vocab]`: the logits [`Session::decode`] returns.
+    last_logits: Vec<f32>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("n_ctx", &self.kv.n_ctx())
+            .field("n_past", &self.n_past)
+            .field("kv_type", &self.kv.dtype())
+            .field("n_threads", &self.pool.current_num_threads())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Buffers of one forward batch (`nb` = `n_batch`).
+pub(crate) struct Scratch {
+    /// `[nb][n_embd]` residual stream.
+    pub(crate) x: Vec<f32>,
+    /// `[nb][n_embd]` normalized input of a block.
+    pub(crate) xn: Vec<f32>,
+    /// `[nb][n_head * head_dim_k]` queries.
+    pub(crate) q: Vec<f32>,
+    /// `[nb][n_head_kv * head_dim_k]` keys.
+    pub(crate) k: Vec<f32>,
+    /// `[nb][n_head_kv * head_dim_v]` values.
+    pub(crate) v: Vec<f32>,
+    /// `[nb][n_head * head_dim_v]` attention output.
+    pub(crate) att: Vec<f32>,
+    /// `[n_head_kv][nb][n_head / n_head_kv][head_dim_v]` attention output grouped by KV head.
+    pub(crate) att_g: Vec<f32>,
+    /// `[nb][n_head]` queries in the KV cache's partner type (bytes, 4-aligned storage).
+    pub(crate) qq: Vec<u32>,
+    /// `[nb][n_embd]` block output before the residual add.
+    pub(crate) o: Vec<f32>,
+    /// `[nb][n_ff]` FFN gate.
+    pub(crate) gate: Vec<f32>,
+    /// `[nb][n_ff]` FFN up projection.
+    pub(crate) up: Vec<f32>,
+    /// `[LOGITS_GROUP][n_vocab]` logits.
+    pub(crate) logits: Vec<f32>,
+    /// `[n_rot]` RoPE cos/sin of one position.
+    pub(crate) rope: Vec<f32>,
+    /// Quantized activations of the matmuls.
+    pub(crate) mm: MatMulScratch,
+}
+
+/// One forward batch in flight: what a layer function reads and writes.
+pub(crate) struct Forward<'a> {
+    /// The model's hyperparameters.
+    pub(crate) cfg: &'a Config,
+    /// The model file's bytes (weights are ranges of it).
+    pub(crate) bytes: &'a [u8],
+    /// The session's KV cache.
+    pub(crate) kv: &'a mut KvCache,
+    /// Batch buffers.
+    pub(crate) s: &'a mut Scratch,
+    /// Tokens in the batch.
+    pub(crate) n: usize,
+    /// Position of the batch's first token.
+    pub(crate) pos0: usize,
+    /// Hadamard block sizes for queries/keys and values ([`SessionOptions::kv_rotation`]).
+    pub(crate) rot: (Option<usize>, Option<usize>),
+}
+
+impl Session {
+    /// Creates a session: thread pool, KV cache for the whole context, scratch buffers.
+    pub fn new(model: Arc<Model>, opts: &SessionOptions) -> crate::Result<Session> {
+        let cfg = model.config();
+        let n_ctx = match opts.n_ctx {
+            None => cfg.n_ctx_train.min(DEFAULT_N_CTX),
+            Some(0) => {
+                return Err(ModelError::InvalidOption("n_ctx must be at least 1".into()).into());
+            }
+            Some(n) if n > cfg.n_ctx_train && !opts.allow_beyond_training_context => {
+                return Err(ModelError::ContextTooLarge {
+                    requested: n,
+                    limit: cfg.n_ctx_train,
+                }
+                .into());
+            }
+            Some(n) => n,
+        };
+        if opts.n_batch == 0 {
+            return Err(ModelError::InvalidOption("n_batch must be at least 1".into()).into());
+        }
+        let n_batch = opts.n_batch.min(n_ctx);
+        let n_threads = match opts.n_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n_threads)
+            .thread_name(|i| format!("kiln-{i}"))
+            .build()
+            .map_err(|e| ModelError::ThreadPool(e.to_string()))?;
+        let kv = KvCache::new(
+            opts.kv_type,
+            cfg.n_layer,
+            n_ctx,
+            cfg.n_head_kv,
+            cfg.head_dim_k,
+            cfg.head_dim_v,
+        )?;
+        let scratch = Scratch::new(cfg, n_batch, opts.kv_type)?;
+        let last_logits = alloc_f32(cfg.n_vocab, 1, "logits")?;
+        let rot = if opts.kv_rotation {
+            kv_rotation(opts.kv_type, cfg.head_dim_k, cfg.head_dim_v)
+        } else {
+            (None, None)
+        };
+        Ok(Session {
+            model,
+            pool,
+            kv,
+            scratch,
+            n_past: 0,
+            n_batch,
+            rot,
+            last_logits,
+        })
+    }
+
+    /// The model this session runs.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// Positions the session can hold.
+    pub fn n_ctx(&self) -> usize {
+        self.kv.n_ctx()
+    }
+
+    /// Positions evaluated so far (the next token goes at this position).
+    pub fn n_past(&self) -> usize {
+        self.n_past
+    }
+
+    /// The KV cache element type.
+    pub fn kv_type(&self) -> GgmlType {
+        self.kv.dtype()
+    }
+
+    /// Worker threads of the session's pool.
+    pub fn n_threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// Forgets positions `n..`: the next token goes at `min(n, n_past)`.
+    pub fn truncate(&mut self, n: usize) {
+        self.n_past = self.n_past.min(n);
+    }
+
+    /// Forgets everything (same as `truncate(0)`).
+    pub fn clear(&mut self) {
+        self.n_past = 0;
+    }
+
+    /// Evaluates `tokens` at the next positions and returns the logits of the last one
+    /// (`[n_vocab]`).
+    pub fn decode(&mut self, tokens: &[u32]) -> crate::Result<&[f32]> {
+        if tokens.is_empty() {
+            return Err(ModelError::InvalidOption("decode needs at least one token".into()).into());
+        }
+        let mut last = std::mem::take(&mut self.last_logits);
+        let n = tokens.len();
+        let r = self.eval(tokens, n - 1..n, |_, l| {
+            last.copy_from_slice(l);
+            Ok(())
+        });
+        self.last_logits = last;
+        r?;
+        Ok(&self.last_logits)
+    }
+
+    /// Evaluates `tokens` at the next positions. For each index `i` in `outputs` (indices into
+    /// `tokens`, in order) `sink(i, logits)` receives the logits (`[n_vocab]`) predicting the
+    /// token after `tokens[i]`.
+    ///
+    /// On error the positions of the batches already evaluated stay in the cache.
+    pub fn eval<F>(
+        &mut self,
+        tokens: &[u32],
+        outputs: Range<usize>,
+        mut sink: F,
+    ) -> crate::Result<()>
+    where
+        F: FnMut(usize, &[f32]) -> crate::Result<()>,
+    {
+        if outputs.start > outputs.end || outputs.end > tokens.len() {
+            return Err(ModelError::InvalidOption(format!(
+                "output range {outputs:?} is not within the {} tokens",
+                tokens.len()
+            ))
+            .into());
+        }
+        let n_ctx = self.kv.n_ctx();
+        let needed = self.n_past.saturating_add(tokens.len());
+        if needed > n_ctx {
+            return Err(ModelError::ContextFull { needed, n_ctx }.into());
+        }
+        let n_vocab = self.model.config().n_vocab;
+        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
+            return Err(ModelError::InvalidToken { token, n_vocab }.into());
+        }
+        let Session {
+            model,
+            pool,
+            kv,
+            scratch,
+            n_past,
+            n_batch,
+            rot,
+            ..
+        } = self;
+        for (c, chunk) in tokens.chunks(*n_batch).enumerate() {
+            let first = c * *n_batch;
+            let out_lo = outputs.start.clamp(first, first + chunk.len()) - first;
+            let out_hi = outputs.end.clamp(first, first + chunk.len()) - first;
+            forward_batch(
+                model,
+                pool,
+                kv,
+                scratch,
+                chunk,
+                *n_past,
+                *rot,
+                out_lo..out_hi,
+                &mut |i, l| sink(first + i, l),
+            )?;
+            *n_past += chunk.len();
+        }
+        Ok(())
+    }
+}
+
+/// Runs one batch at positions `pos0..` and emits the logits of batch rows `outputs`.
+#[allow(clippy::too_many_arguments)]
+fn forward_batch(
+    model: &Model,
+    pool: &rayon::ThreadPool,
+    kv: &mut KvCache,
+    s: &mut Scratch,
+    tokens: &[u32],
+    pos0: usize,
+    rot: (Option<usize>, Option<usize>),
+    outputs: Range<usize>,
+    sink: &mut dyn FnMut(usize, &[f32]) -> crate::Result<()>,
+) -> crate::Result<()> {
+    let cfg = model.config();
+    let bytes = model.bytes();
+    let (n, e) = (tokens.len(), cfg.n_embd);
+    pool.install(|| -> crate::Result<()> {
+        for (&tok, row) in tokens.iter().zip(s.x.chunks_exact_mut(e)) {
+            row_to_f32(
+                model.token_embd.dtype,
+                model.token_embd.row(bytes, tok as usize),
+                row,
+            )?;
+        }
+        if let Some(scale) = model.arch.embedding_scale() {
+            for v in &mut s.x[..n * e] {
+                *v *= scale;
+            }
+        }
+        let mut fw = Forward {
+            cfg,
+            bytes,
+            kv: &mut *kv,
+            s: &mut *s,
+            n,
+            pos0,
+            rot,
+        };
+        for il in 0..cfg.n_layer {
+            model.arch.forward_layer(&mut fw, il)?;
+        }
+        Ok(())
+    })?;
+
+    let n_vocab = cfg.n_vocab;
+    let group = s.logits.len() / n_vocab;
+    let mut i = outputs.start;
+    while i < outputs.end {
+        let g = group.min(outputs.end - i);
+        pool.install(|| -> crate::Result<()> {
+            rms_norm_rows(
+                &s.x[i * e..(i + g) * e],
+                &model.output_norm,
+                cfg.rms_eps,
+                &mut s.xn[..g * e],
+            );
+            matmul(bytes, &model.output, &s.xn, g, &mut s.logits, &mut s.mm)?;
+            if let Some(cap) = model.arch.final_logit_softcap() {
+                for l in &mut s.logits[..g * n_vocab] {
+                    *l = cap * (*l / cap).tanh();
+                }
+            }
+            Ok(())
+        })?;
+        for (r, row) in s.logits[..g * n_vocab].chunks_exact(n_vocab).enumerate() {
+            sink(i + r, row)?;
+        }
+        i += g;
+    }
+    Ok(())
+}
+
+impl Scratch {
+    fn new(cfg: &Config, nb: usize, kv_type: GgmlType) -> Result<Scratch, ModelError> {
+        let qb = query_bytes(kv_type, cfg.head_dim_k).ok_or(ModelError::KvHeadSize {
+            dtype: kv_type,
+            head_dim: cfg.head_dim_k,
+        })?;
+        let qq_words = checked(checked(nb, cfg.n_head)?, qb)?.div_ceil(4);
+        let mut qq = Vec::new();
+        qq.try_reserve_exact(qq_words)
+            .map_err(|_| ModelError::OutOfMemory {
+                what: "activations",
+                bytes: qq_words * 4,
+            })?;
+        qq.resize(qq_words, 0u32);
+        let qd = checked(cfg.n_head, cfg.head_dim_k)?;
+        let kd = checked(cfg.n_head_kv, cfg.head_dim_k)?;
+        let vd = checked(cfg.n_head_kv, cfg.head_dim_v)?;
+        let ad = checked(cfg.n_head, cfg.head_dim_v)?;
+        Ok(Scratch {
+            x: alloc_f32(nb, cfg.n_embd, "activations")?,
+            xn: alloc_f32(nb, cfg.n_embd, "activations")?,
+            q: alloc_f32(nb, qd, "activations")?,
+            k: alloc_f32(nb, kd, "activations")?,
+            v: alloc_f32(nb, vd, "activations")?,
+            att: alloc_f32(nb, ad, "activations")?,
+            att_g: alloc_f32(nb, ad, "activations")?,
+            qq,
+            o: alloc_f32(nb, cfg.n_embd, "activations")?,
+            gate: alloc_f32(nb, cfg.n_ff, "activations")?,
+            up: alloc_f32(nb, cfg.n_ff, "activations")?,
+            logits: alloc_f32(LOGITS_GROUP.min(nb), cfg.n_vocab, "logits")?,
+            rope: alloc_f32(1, cfg.n_rot, "activations")?,
+            mm: MatMulScratch::new(),
+        })
+    }
+}
+
+fn checked(a: usize, b: usize) -> Result<usize, ModelError> {
+    a.checked_mul(b).ok_or(ModelError::OutOfMemory {
+        what: "activations",
+        bytes: usize::MAX,
+    })
+}
+
+/// A zeroed `[rows][cols]` f32 buffer, allocated fallibly.
+fn alloc_f32(rows: usize, cols: usize, what: &'static str) -> Result<Vec<f32>, ModelError> {
+    let n = rows
+        .checked_mul(cols)
+        .filter(|n| n.checked_mul(4).is_some_and(|b| b <= isize::MAX as usize));
+    let n = n.ok_or(ModelError::OutOfMemory {
+        what,
+        bytes: usize::MAX,
+    })?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| ModelError::OutOfMemory { what, bytes: n * 4 })?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
+// ---- steps shared by the architectures ----
+
+/// `out[..n][..w.rows] = x[..n][..w.cols] · wᵀ` with the matrix kernels.
+pub(crate) fn matmul(
+    bytes: &[u8],
+    w: &MatWeight,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+    mm: &mut MatMulScratch,
+) -> crate::Result<()> {
+    let q = w.qmatrix(bytes)?;
+    kernels::matmul(&q, &x[..n * w.cols], n, &mut out[..n * w.rows], mm)?;
+    Ok(())
+}
+
+/// RMS-normalizes rows in place: `x` is `[rows][w.len()]`.
+pub(crate) fn norm_rows_inplace(x: &mut [f32], w: &[f32], eps: f32) {
+    crate::ops::norm::rms_norm_rows_inplace(x, w, eps);
+}
+
+/// `x += y` element-wise.
+pub(crate) fn add_inplace(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// Applies RoPE to the queries and keys of `n` tokens at positions `pos0..`:
+/// `q` is `[n][n_head * head_dim]`, `k` is `[n][n_head_kv * head_dim]`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rope_qk(
+    q: &mut [f32],
+    k: &mut [f32],
+    n: usize,
+    head_dim: usize,
+    pos0: usize,
+    p: &RopeParams,
+    freq_factors: Option<&[f32]>,
+    cache: &mut [f32],
+) {
+    let qw = q.len() / n.max(1);
+    let kw = k.len() / n.max(1);
+    for t in 0..n {
+        rope_cache(pos0 + t, p, freq_factors, cache);
+        rope_apply_heads(&mut q[t * qw..(t + 1) * qw], head_dim, cache, p.mode);
+        rope_apply_heads(&mut k[t * kw..(t + 1) * kw], head_dim, cache, p.mode);
+    }
+}
+
+/// Stores the batch's keys and values in layer `il` of the cache, then computes causal
+/// attention for every (token, head) of the batch into `fw.s.att` (`[n][n_head * head_dim_v]`).
+/// `window`: a query at position `p` sees only keys at positions `> p - window`.
+///
+/// Work items are (KV head, group of consecutive tokens): all query heads of a KV head over up
+/// to `ATTN_QUERIES` queries share each dequantized value tile.
+pub(crate) fn self_attention(
+    fw: &mut Forward<'_>,
+    il: usize,
+    window: Option<usize>,
+    p: &AttnParams,
+) -> crate::Result<()> {
+    let cfg = fw.cfg;
+    let (n, pos0) = (fw.n, fw.pos0);
+    let (dk, dv) = (cfg.head_dim_k, cfg.head_dim_v);
+    let (n_head, n_kv, gqa) = (cfg.n_head, cfg.n_head_kv, cfg.gqa_ratio());
+    let kw = n_kv * dk;
+    let vw = n_kv * dv;
+    let s = &mut *fw.s;
+    let (rot_k, rot_v) = fw.rot;
+    if let Some(r) = rot_k {
+        hadamard_rotate(&mut s.q[..n * n_head * dk], r);
+        hadamard_rotate(&mut s.k[..n * kw], r);
+    }
+    if let Some(r) = rot_v {
+        hadamard_rotate(&mut s.v[..n * vw], r);
+    }
+    for t in 0..n {
+        fw.kv.store(
+            il,
+            pos0 + t,
+            &s.k[t * kw..(t + 1) * kw],
+            &s.v[t * vw..(t + 1) * vw],
+        )?;
+    }
+    let layer = fw.kv.layer(il);
+    let dtype = layer.dtype();
+    let qb = query_bytes(dtype, dk).ok_or(ModelError::KvHeadSize {
+        dtype,
+        head_dim: dk,
+    })?;
+
+    // Queries in the cache's partner type: [n][n_head][qb] bytes.
+    let qq = &mut bytemuck::cast_slice_mut::<u32, u8>(&mut s.qq)[..n * n_head * qb];
+    qq.par_chunks_mut(n_head * qb)
+        .zip(s.q.par_chunks(n_head * dk))
+        .try_for_each(|(dst, src)| -> crate::Result<()> {
+            for (d, q) in dst.chunks_exact_mut(qb).zip(src.chunks_exact(dk)) {
+                quantize_query(dtype, q, d)?;
+            }
+            Ok(())
+        })?;
+    let qq = &*qq;
+
+    // Attention into [n_kv][n][gqa][dv], one work item per (KV head, token group).
+    let tokens_per_item = (ATTN_QUERIES / gqa).max(1);
+    let per_head = n * gqa * dv;
+    s.att_g[..n_kv * per_head]
+        .par_chunks_mut(per_head)
+        .enumerate()
+        .try_for_each(|(g, og)| {
+            og.par_chunks_mut(tokens_per_item * gqa * dv)
+                .enumerate()
+                .try_for_each(|(c, out)| {
+                    let t0 = c * tokens_per_item;
+                    let query = |i: usize| {
+                        let t = t0 + i / gqa;
+                        let h = g * gqa + i % gqa;
+                        let pos = pos0 + t;
+                        let lo = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+                        let at = (t * n_head + h) * qb;
+                        (&qq[at..at + qb], lo..pos + 1)
+                    };
+                    attend_many(&layer, g, out.len() / dv, query, p, out)
+                })
+        })?;
+    // Back to [n][n_head][dv].
+    for g in 0..n_kv {
+        for t in 0..n {
+            let src = &s.att_g[(g * n + t) * gqa * dv..(g * n + t + 1) * gqa * dv];
+            let h0 = (t * n_head + g * gqa) * dv;
+            s.att[h0..h0 + gqa * dv].copy_from_slice(src);
+        }
+    }
+    if let Some(r) = rot_v {
+        hadamard_rotate(&mut s.att[..n * n_head * dv], r);
+    }
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! Activation functions of the feed-forward blocks.
+//!
+//! GELU follows ggml's CPU backend exactly: ggml evaluates the tanh approximation through a
+//! table indexed by the input rounded to `f16` and stores the result as `f16`
+//! (`GGML_GELU_FP16`), so kiln does the same to match llama.cpp's numbers.
+
+use std::sync::OnceLock;
+
+use half::f16;
+
+/// `sqrt(2 / pi)`, as ggml spells it.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+/// The cubic coefficient of the tanh approximation.
+const GELU_COEF_A: f32 = 0.044715;
+
+/// SiLU: `x / (1 + exp(-x))`.
+#[inline]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// GELU, tanh approximation, in full `f32`:
+/// `0.5 x (1 + tanh(sqrt(2/pi) x (1 + 0.044715 x²)))`.
+#[inline]
+pub fn gelu_tanh(x: f32) -> f32 {
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh())
+}
+
+/// GELU as ggml's CPU backend computes it: 0 below -10, the identity above 10, otherwise
+/// [`gelu_tanh`] of the input rounded to `f16`, rounded to `f16`.
+#[inline]
+pub fn gelu_tanh_f16(x: f32) -> f32 {
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        let t = gelu_table();
+        f16::from_bits(t[usize::from(f16::from_f32(x).to_bits())]).to_f32()
+    }
+}
+
+/// The 65536-entry GELU table over every `f16` input (built once, 128 KiB).
+fn gelu_table() -> &'static [u16] {
+    static TABLE: OnceLock<Box<[u16]>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|bits| f16::from_f32(gelu_tanh(f16::from_bits(bits).to_f32())).to_bits())
+            .collect()
+    })
+}
+
+/// SwiGLU in place: `gate[i] = silu(gate[i]) * up[i]`.
+///
+/// # Panics
+/// If the lengths differ.
+pub fn swiglu_inplace(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len(), "swiglu: lengths differ");
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = silu(*g) * u;
+    }
+}
+
+/// GeGLU in place (ggml's f16-table GELU): `gate[i] = gelu(gate[i]) * up[i]`.
+///
+/// # Panics
+/// If the lengths differ.
+pub fn geglu_inplace(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len(), "geglu: lengths differ");
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = gelu_tanh_f16(*g) * u;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silu_values() {
+        assert_eq!(silu(0.0), 0.0);
+        assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6);
+        assert!((silu(-20.0)).abs() < 1e-7);
+        let mut g = [1.0f32, 2.0];
+        swiglu_inplace(&mut g, &[2.0, 0.5]);
+        assert!((g[0] - 2.0 * silu(1.0)).abs() < 1e-7 && (g[1] - 0.5 * silu(2.0)).abs() < 1e-7);
+    }
+
+    #[test]
+    fn gelu_values() {
+        assert_eq!(gelu_tanh(0.0), 0.0);
+        // reference values of the tanh approximation
+        assert!((gelu_tanh(1.0) - 0.841_192).abs() < 1e-5);
+        assert!((gelu_tanh(-1.0) + 0.158_808).abs() < 1e-5);
+        assert_eq!(gelu_tanh_f16(-12.0), 0.0);
+        assert_eq!(gelu_tanh_f16(12.5), 12.5);
+        // the f16 path is within f16 precision of the exact one: the output rounding plus the
+        // input rounding (|x| 2^-11) times the slope (at most 1.13)
+        for i in -900..900 {
+            let x = i as f32 * 0.011;
+            let (a, b) = (gelu_tanh(x), gelu_tanh_f16(x));
+            let tol = a.abs() / 1024.0 + 1.13 * x.abs() / 2048.0 + 1e-7;
+            assert!((a - b).abs() <= tol, "{x}: {a} vs {b}");
+        }
+        // and is exactly an f16 value
+        let v = gelu_tanh_f16(0.3);
+        assert_eq!(f16::from_f32(v).to_f32(), v);
+    }
+
+    #[test]
+    fn geglu_multiplies() {
+        let mut g = [0.5f32, -0.25];
+        geglu_inplace(&mut g, &[3.0, 2.0]);
+        assert_eq!(g[0], gelu_tanh_f16(0.5) * 3.0);
+        assert_eq!(g[1], gelu_tanh_f16(-0.25) * 2.0);
+    }
+}
