@@ -26,9 +26,10 @@
 //! kernels (every i16 intermediate is bounded in the comments), and signed × signed products
 //! use `|a| × ±b`.
 //!
-//! Two tables, [`AVX512`] and [`AVX512_VNNI`], each wrapping the kernels in row loops compiled
-//! with the matching `#[target_feature]` set; handed out only after the features were detected
-//! (`x86::table`). The activation converters are the AVX2 ones (AVX-512 CPUs have AVX2).
+//! Three tables, [`AVX512`], [`AVX512_VNNI`] and [`AVX512_VNNI_GFNI`] (the VNNI table with a
+//! Q6_K kernel that splits its bit fields with `vgf2p8affineqb`, used where the CPU has GFNI),
+//! each wrapping the kernels in row loops compiled with the matching `#[target_feature]` set;
+//! handed out only after the features were detected (`x86::table`). The activation converters are the AVX2 ones (AVX-512 CPUs have AVX2).
 //! Leftover blocks that do not fill a step are done with the AVX2 kernels.
 //!
 //! F16, IQ4_XS, Q2_K and Q3_K use the AVX2 kernels in these tables: on Zen 4, which executes
@@ -68,7 +69,17 @@ pub(in crate::kernels) static AVX512: Kernels = Kernels {
 };
 
 /// AVX-512 F/BW/VL with VNNI.
-pub(in crate::kernels) static AVX512_VNNI: Kernels = Kernels {
+pub(in crate::kernels) static AVX512_VNNI: Kernels = VNNI_TABLE;
+
+/// AVX-512 F/BW/VL with VNNI and GFNI (Ice Lake, Zen 4 and later): the Q6_K kernel takes its
+/// bit fields apart with `vgf2p8affineqb`.
+pub(in crate::kernels) static AVX512_VNNI_GFNI: Kernels = Kernels {
+    q6_k: vnni_gfni::q6_k,
+    ..VNNI_TABLE
+};
+
+/// The [`AVX512_VNNI`] table.
+const VNNI_TABLE: Kernels = Kernels {
     isa: Isa::Avx512Vnni,
     f32: vnni::f32,
     f16: avx2::AVX2.f16,
@@ -131,6 +142,14 @@ mod vnni {
         q5_k: dot_q5_k::<true>, 176, 292, group = 4;
         q6_k: dot_q6_k::<true>, 210, 292, group = 8;
         iq4_nl: dot_iq4_nl::<true>, 18, 34, group = 8;
+    }
+}
+
+mod vnni_gfni {
+    use super::*;
+    group_rows_fns! {
+        features = "avx512f,avx512bw,avx512vl,avx512vnni,gfni,avx2,fma,f16c";
+        q6_k: dot_q6_k_gfni, 210, 292, group = 8;
     }
 }
 
@@ -1117,10 +1136,13 @@ unsafe fn dot_k4<const FIVE: bool, const VNNI: bool, const R: usize>(
             for (k, sidx) in sidx.iter().enumerate() {
                 let yq = xb.add(292 * k + Q8K_QS);
                 // Sub-blocks [4h, 4h + 2] and [4h + 1, 4h + 3] of half h, as the nibbles lie.
-                let ya = [load2x32(yq, yq.add(64)), load2x32(yq.add(128), yq.add(192))];
+                let ya = [
+                    load2x32_back(yq, yq.add(64)),
+                    load2x32_back(yq.add(128), yq.add(192)),
+                ];
                 let yb = [
-                    load2x32(yq.add(32), yq.add(96)),
-                    load2x32(yq.add(160), yq.add(224)),
+                    load2x32_back(yq.add(32), yq.add(96)),
+                    load2x32_back(yq.add(160), yq.add(224)),
                 ];
                 unroll_rows!(R, |r| {
                     let wk = w[r].add(ws * (i + k));
@@ -1172,6 +1194,132 @@ unsafe fn dot_k4<const FIVE: bool, const VNNI: bool, const R: usize>(
                 };
             }
             out[r] = v;
+        }
+        out
+    }
+}
+
+/// A `vgf2p8affineqb` matrix (one 64-bit lane) that sets bit `i` of each byte to bit
+/// `src[i]` of the input byte (`src[i] >= 8`: to 0).
+const fn gf2_bits(src: [u8; 8]) -> i64 {
+    let mut m = 0u64;
+    let mut i = 0;
+    while i < 8 {
+        if src[i] < 8 {
+            // Row of output bit `i` is byte `7 − i`.
+            m |= (1u64 << src[i]) << (8 * (7 - i));
+        }
+        i += 1;
+    }
+    m as i64
+}
+
+/// No bit.
+const NB: u8 = 8;
+/// Bits `2k, 2k + 1` to 4, 5 (the rest cleared), for `k` = 0..4.
+const GF_Q6_HIGH: [i64; 4] = [
+    gf2_bits([NB, NB, NB, NB, 0, 1, NB, NB]),
+    gf2_bits([NB, NB, NB, NB, 2, 3, NB, NB]),
+    gf2_bits([NB, NB, NB, NB, 4, 5, NB, NB]),
+    gf2_bits([NB, NB, NB, NB, 6, 7, NB, NB]),
+];
+
+/// Q6_K, [`dot_q6_k_gfni`]: the 16 group scales (words) spread over the `vpackssdw` layout of
+/// half `h`'s two registers (elements `128 h ..+ 64` and `128 h + 64 ..+ 64`): in 128-bit lane
+/// `L`, words 0..4 belong to group `8 h + L` and words 4..8 to group `8 h + 4 + L`.
+const fn q6k_gfni_scale_words(h: usize) -> [i16; 32] {
+    let mut idx = [0i16; 32];
+    let mut p = 0;
+    while p < 32 {
+        let lane = p / 8;
+        idx[p] = (8 * h + lane + 4 * ((p % 8) / 4)) as i16;
+        p += 1;
+    }
+    idx
+}
+
+/// [`q6k_gfni_scale_words`] for the two halves.
+static Q6K_GFNI_SCALE_WORDS: [[i16; 32]; 2] = [q6k_gfni_scale_words(0), q6k_gfni_scale_words(1)];
+
+/// Q6_K × Q8_K for `R` rows with VNNI and GFNI; the same sums as [`dot_q6_k`] in another
+/// arrangement. Half `h` of a super-block is two registers of 64 elements in order (so the
+/// activations load as they lie): elements `128 h + l` and `128 h + 32 + l` (`l` < 32) are the
+/// low nibbles of ql bytes `64 h + l` and `64 h + 32 + l`, with bits 0, 1 and 2, 3 of qh byte
+/// `32 h + l`; elements `128 h + 64 ..` the high nibbles with bits 4, 5 and 6, 7. The qh bytes
+/// come in once per half as a 32-byte broadcast, and one `vgf2p8affineqb` (its matrix chosen
+/// per 64-bit lane) moves each register's two bits to bits 4, 5 and clears the rest. The
+/// `− 32` is the `vpdpbusd` seed `−32 Σ y`; the group sums (at most `4 · 32 · 128`) are packed
+/// to i16 and scaled with one `vpdpwssd` per half.
+///
+/// # Safety
+/// Each `w[r]`: `nb` Q6_K blocks, `x`: `nb` Q8_K blocks; AVX-512 F/BW/VL, VNNI, GFNI, AVX2,
+/// FMA, F16C.
+#[inline(always)]
+unsafe fn dot_q6_k_gfni<const R: usize>(w: [*const u8; R], x: *const u8, nb: usize) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `210 i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
+        let m4 = _mm512_set1_epi8(0x0F);
+        let k32 = _mm512_set1_epi8(32);
+        let zero = _mm512_setzero_si512();
+        let [g0, g1, g2, g3] = GF_Q6_HIGH;
+        // Per 64-bit lane: the low 256 bits take one field, the high 256 bits the other.
+        let gf_lo = _mm512_setr_epi64(g0, g0, g0, g0, g1, g1, g1, g1);
+        let gf_hi = _mm512_setr_epi64(g2, g2, g2, g2, g3, g3, g3, g3);
+        let sidx = [
+            load64(Q6K_GFNI_SCALE_WORDS[0].as_ptr().cast()),
+            load64(Q6K_GFNI_SCALE_WORDS[1].as_ptr().cast()),
+        ];
+        let mut acc = [_mm512_setzero_ps(); R];
+        for i in 0..nb {
+            let xb = x.add(292 * i);
+            let yd = xb.cast::<f32>().read_unaligned();
+            let yq = xb.add(Q8K_QS);
+            // Elements 64 c ..+ 64.
+            let y: [__m512i; 4] = std::array::from_fn(|c| load64(yq.add(64 * c)));
+            // −32 Σ y per i32 lane.
+            let corr: [__m512i; 4] = std::array::from_fn(|c| {
+                _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k32, y[c]))
+            });
+            // The rows' `d` (f16 at byte 208) times `yd`, converted together.
+            let mut dh = [0i16; 8];
+            for (h, w) in dh.iter_mut().zip(w) {
+                *h = rd16(w.add(210 * i + 208));
+            }
+            let mut d = [0.0f32; 8];
+            let dv = _mm256_cvtph_ps(_mm_loadu_si128(dh.as_ptr().cast()));
+            _mm256_storeu_ps(d.as_mut_ptr(), _mm256_mul_ps(dv, _mm256_set1_ps(yd)));
+            unroll_rows!(R, |r| {
+                let wb = w[r].add(210 * i);
+                let sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(load16(wb.add(192))));
+                let mut sumi = zero;
+                for h in 0..2 {
+                    let ql = load64(wb.add(64 * h));
+                    let qh = _mm512_broadcast_i64x4(load32(wb.add(128 + 32 * h)));
+                    let a = _mm512_ternarylogic_epi32::<0xCA>(
+                        m4,
+                        ql,
+                        _mm512_gf2p8affine_epi64_epi8::<0>(qh, gf_lo),
+                    );
+                    let b = _mm512_ternarylogic_epi32::<0xCA>(
+                        m4,
+                        _mm512_srli_epi16(ql, 4),
+                        _mm512_gf2p8affine_epi64_epi8::<0>(qh, gf_hi),
+                    );
+                    let pa = _mm512_dpbusd_epi32(corr[2 * h], a, y[2 * h]);
+                    let pb = _mm512_dpbusd_epi32(corr[2 * h + 1], b, y[2 * h + 1]);
+                    let s = _mm512_permutexvar_epi16(sidx[h], sc);
+                    sumi = mac16::<true>(sumi, _mm512_packs_epi32(pa, pb), s);
+                }
+                acc[r] = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(sumi),
+                    bcast_mem(d.as_ptr().add(r)),
+                    acc[r],
+                );
+            });
+        }
+        let mut out = [0.0f32; R];
+        for r in 0..R {
+            out[r] = _mm512_reduce_add_ps(acc[r]);
         }
         out
     }

@@ -126,7 +126,11 @@ pub(super) fn table(isa: Isa) -> Option<&'static Kernels> {
         Isa::Avx2 if has_avx2() => Some(&avx2::AVX2),
         Isa::Avx512 if has_avx512() => Some(&avx512::AVX512),
         Isa::Avx512Vnni if has_avx512() && is_x86_feature_detected!("avx512vnni") => {
-            Some(&avx512::AVX512_VNNI)
+            Some(if is_x86_feature_detected!("gfni") {
+                &avx512::AVX512_VNNI_GFNI
+            } else {
+                &avx512::AVX512_VNNI
+            })
         }
         _ => None,
     }
@@ -169,10 +173,14 @@ mod tests {
     #[test]
     fn every_loop_boundary() {
         use GgmlType::*;
-        let tables: Vec<&Kernels> = [Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni]
+        let mut tables: Vec<&Kernels> = [Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni]
             .into_iter()
             .filter_map(Kernels::for_isa)
             .collect();
+        // The VNNI table without GFNI, which `for_isa` hands out only on CPUs without GFNI.
+        if super::has_avx512() && is_x86_feature_detected!("avx512vnni") {
+            tables.push(&super::avx512::AVX512_VNNI);
+        }
         let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
         let mut rng = Rng(42);
         let legacy_nb: Vec<usize> = (1..=41).chain([63, 64, 65, 71]).collect();
