@@ -95,6 +95,20 @@ pub(super) unsafe fn hsum_ps(v: __m256) -> f32 {
     }
 }
 
+/// Lane-wise sum of eight accumulators, as a fixed tree.
+///
+/// # Safety
+/// AVX available.
+#[inline(always)]
+unsafe fn sum8(a: &[__m256; 8]) -> __m256 {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let s0 = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+        let s1 = _mm256_add_ps(_mm256_add_ps(a[4], a[5]), _mm256_add_ps(a[6], a[7]));
+        _mm256_add_ps(s0, s1)
+    }
+}
+
 /// Sum of the 8 i32 lanes.
 ///
 /// # Safety
@@ -287,8 +301,9 @@ macro_rules! legacy_rows {
     ($w:expr, $x:expr, $nb:expr, ws = $ws:expr, xs = $xs:expr, mins = $mins:expr,
      |$xb:ident| $ybody:expr, |$wb:ident, $y:ident| $rbody:expr) => {{
         let (w, x, nb): ([*const u8; R], *const u8, usize) = ($w, $x, $nb);
-        // Two accumulators per row (even and odd blocks of a chunk).
-        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        // One accumulator per row: with the rows of a group interleaved, the FMA chains are
+        // long enough apart, and 16 registers do not hold two per row.
+        let mut acc = [_mm256_setzero_ps(); R];
         // The m_w s_x terms (Q4_1/Q5_1): eight lanes, and the blocks after the last eight.
         let mut accm = [_mm256_setzero_ps(); R];
         let mut accm1 = [0.0f32; R];
@@ -341,34 +356,25 @@ macro_rules! legacy_rows {
                 });
                 k += 1;
             }
-            let mut k = 0;
-            while k < cn {
-                // Two blocks (the last chunk may end with one), one accumulator each.
-                for u in 0..2 {
-                    let kk = k + u;
-                    if kk >= cn {
-                        break;
-                    }
-                    let y = {
-                        let $xb = x0.add($xs * kk);
-                        $ybody
+            for kk in 0..cn {
+                let y = {
+                    let $xb = x0.add($xs * kk);
+                    $ybody
+                };
+                unroll_rows!(R, |r| {
+                    let s: __m256i = {
+                        let ($wb, $y) = (w[r].add($ws * (i0 + kk)), &y);
+                        $rbody
                     };
-                    unroll_rows!(R, |r| {
-                        let s: __m256i = {
-                            let ($wb, $y) = (w[r].add($ws * (i0 + kk)), &y);
-                            $rbody
-                        };
-                        let d = _mm256_broadcast_ss(&*ds[r].as_ptr().add(kk));
-                        acc[r][u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc[r][u]);
-                    });
-                }
-                k += 2;
+                    let d = _mm256_broadcast_ss(&*ds[r].as_ptr().add(kk));
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc[r]);
+                });
             }
             i0 += cn;
         }
         let mut out = [0.0f32; R];
         for r in 0..R {
-            out[r] = hsum_ps(_mm256_add_ps(acc[r][0], acc[r][1]));
+            out[r] = hsum_ps(acc[r]);
             if $mins {
                 out[r] += hsum_ps(accm[r]) + accm1[r];
             }
@@ -405,20 +411,21 @@ pub(super) unsafe fn dot_f32(w: *const u8, x: *const u8, n: usize) -> f32 {
     // SAFETY: every load is inside the `4 n` bytes (caller's contract).
     unsafe {
         let (w, x) = (w.cast::<f32>(), x.cast::<f32>());
-        let mut acc = [_mm256_setzero_ps(); 4];
+        // Eight accumulators (see `dot_f16`).
+        let mut acc = [_mm256_setzero_ps(); 8];
         let mut i = 0;
-        while i + 32 <= n {
+        while i + 64 <= n {
             for (u, a) in acc.iter_mut().enumerate() {
                 let o = i + 8 * u;
                 *a = _mm256_fmadd_ps(_mm256_loadu_ps(w.add(o)), _mm256_loadu_ps(x.add(o)), *a);
             }
-            i += 32;
+            i += 64;
         }
         while i + 8 <= n {
             acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(w.add(i)), _mm256_loadu_ps(x.add(i)), acc[0]);
             i += 8;
         }
-        let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let s = sum8(&acc);
         let mut sum = hsum_ps(s);
         while i < n {
             sum += w.add(i).read_unaligned() * x.add(i).read_unaligned();
@@ -436,16 +443,18 @@ pub(super) unsafe fn dot_f32(w: *const u8, x: *const u8, n: usize) -> f32 {
 pub(super) unsafe fn dot_f16(w: *const u8, x: *const u8, n: usize) -> f32 {
     // SAFETY: every load is inside the `2 n` bytes (caller's contract).
     unsafe {
-        let mut acc = [_mm256_setzero_ps(); 4];
+        // Eight accumulators: an FMA's latency is four cycles, so fewer would leave the loop
+        // waiting on its own sums.
+        let mut acc = [_mm256_setzero_ps(); 8];
         let mut i = 0;
-        while i + 32 <= n {
+        while i + 64 <= n {
             for (u, a) in acc.iter_mut().enumerate() {
                 let o = 2 * (i + 8 * u);
                 let wv = _mm256_cvtph_ps(load16(w.add(o)));
                 let xv = _mm256_cvtph_ps(load16(x.add(o)));
                 *a = _mm256_fmadd_ps(wv, xv, *a);
             }
-            i += 32;
+            i += 64;
         }
         while i + 8 <= n {
             let wv = _mm256_cvtph_ps(load16(w.add(2 * i)));
@@ -453,7 +462,7 @@ pub(super) unsafe fn dot_f16(w: *const u8, x: *const u8, n: usize) -> f32 {
             acc[0] = _mm256_fmadd_ps(wv, xv, acc[0]);
             i += 8;
         }
-        let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let s = sum8(&acc);
         let mut sum = hsum_ps(s);
         while i < n {
             sum += f16_at(w.add(2 * i)) * f16_at(x.add(2 * i));
@@ -473,10 +482,11 @@ pub(super) unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
     // SAFETY: every load is inside the `2 n` bytes (caller's contract).
     unsafe {
         let hi = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
-        let mut acc = [_mm256_setzero_ps(); 4];
+        // Eight accumulators (see `dot_f16`).
+        let mut acc = [_mm256_setzero_ps(); 8];
         let mut i = 0;
-        while i + 32 <= n {
-            for u in 0..2 {
+        while i + 64 <= n {
+            for u in 0..4 {
                 let o = 2 * (i + 16 * u);
                 let wv = load32(w.add(o));
                 let xv = load32(x.add(o));
@@ -487,9 +497,20 @@ pub(super) unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
                 acc[2 * u] = _mm256_fmadd_ps(we, xe, acc[2 * u]);
                 acc[2 * u + 1] = _mm256_fmadd_ps(wo, xo, acc[2 * u + 1]);
             }
-            i += 32;
+            i += 64;
         }
-        let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        while i + 16 <= n {
+            let wv = load32(w.add(2 * i));
+            let xv = load32(x.add(2 * i));
+            let we = _mm256_castsi256_ps(_mm256_slli_epi32(wv, 16));
+            let xe = _mm256_castsi256_ps(_mm256_slli_epi32(xv, 16));
+            let wo = _mm256_castsi256_ps(_mm256_and_si256(wv, hi));
+            let xo = _mm256_castsi256_ps(_mm256_and_si256(xv, hi));
+            acc[0] = _mm256_fmadd_ps(we, xe, acc[0]);
+            acc[1] = _mm256_fmadd_ps(wo, xo, acc[1]);
+            i += 16;
+        }
+        let s = sum8(&acc);
         let mut sum = hsum_ps(s);
         while i < n {
             let a = f32::from_bits((w.add(2 * i).cast::<u16>().read_unaligned() as u32) << 16);
