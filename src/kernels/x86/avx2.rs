@@ -780,15 +780,18 @@ unsafe fn dot_q2_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
         let mut acc_m = _mm256_setzero_ps();
         for i in 0..nb {
             let (wb, xb) = (w.add(84 * i), x.add(292 * i));
-            let yd = q8k_d(xb);
-            let dall = yd * f16_at(wb.add(80));
-            let dmin = yd * f16_at(wb.add(82));
+            // [d yd, dmin yd] through memory, so that each is a broadcast load.
+            let mut dd = [0.0f32; 4];
+            _mm_storeu_ps(
+                dd.as_mut_ptr(),
+                _mm_mul_ps(f16x2(wb.add(80)), _mm_set1_ps(q8k_d(xb))),
+            );
             let sc = load16(wb);
             // Mins: Σ_g bsums[g] * (scales[g] >> 4).
             let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
             let bsums = load32(xb.add(Q8K_BSUMS));
             let summs = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, bsums));
-            acc_m = _mm256_fmadd_ps(_mm256_set1_ps(dmin), summs, acc_m);
+            acc_m = _mm256_fmadd_ps(_mm256_broadcast_ss(&dd[1]), summs, acc_m);
             // Scales (low nibbles) as i16: groups 0..8 in `s_lo`, 8..16 in `s_hi`.
             let s16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc, m4));
             let s_lo = _mm256_permute2x128_si256(s16, s16, 0x00);
@@ -805,7 +808,7 @@ unsafe fn dot_q2_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
                     sumi = _mm256_add_epi32(sumi, p);
                 }
             }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(sumi), acc);
+            acc = _mm256_fmadd_ps(_mm256_broadcast_ss(&dd[0]), _mm256_cvtepi32_ps(sumi), acc);
         }
         hsum_ps(_mm256_sub_ps(acc, acc_m))
     }
