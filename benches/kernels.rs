@@ -11,8 +11,10 @@
 //! - `matvec/<cols>x<rows>/<type>/t<threads>`: `matmul` with one token at the shapes and types
 //!   of the real models' matrices (ggml dims order: row length x rows), with the process-wide
 //!   ISA on a 1- and a 2-thread rayon pool; weight bytes per second.
-//! - `membw/t<threads>`: reading a 256 MiB buffer, bytes per second (the ceiling for
-//!   matrices that do not fit in cache).
+//! - `matmul/<cols>x<rows>x128/<type>/t<threads>`: `matmul` with 128 tokens (prompt
+//!   processing), multiply-adds per second.
+//! - `membw/t<threads>`: reading a 256 MiB buffer in 1 MiB pieces spread over the pool,
+//!   with 256-bit loads, bytes per second (the ceiling for matrices that do not fit in cache).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -248,6 +250,53 @@ unsafe fn xor_words_avx2(c: &[u64]) -> u64 {
     w[0] ^ w[1] ^ w[2] ^ w[3]
 }
 
+fn bench_matmul(c: &mut Criterion) {
+    // Prompt processing: `matmul` with 128 tokens at (cols, rows, type) of SmolLM2's ffn_up
+    // and Gemma 3's ffn_down; throughput in multiply-adds (rows x cols x tokens) per second.
+    const TOKENS: usize = 128;
+    let shapes: &[(usize, usize, GgmlType)] =
+        &[(576, 1536, GgmlType::Q4_1), (2048, 640, GgmlType::Q4_K)];
+    let pools: Vec<(usize, rayon::ThreadPool)> = [1, 2]
+        .into_iter()
+        .map(|t| {
+            (
+                t,
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let mut rng = Rng(5);
+    let mut g = c.benchmark_group("matmul");
+    for &(cols, rows, t) in shapes {
+        let x: Vec<f32> = (0..cols * TOKENS).map(|_| rng.f32()).collect();
+        let mut out = vec![0.0f32; rows * TOKENS];
+        let data = quantized(t, rows, cols, &mut rng);
+        let w = QMatrix::new(t, rows, cols, &data).unwrap();
+        g.throughput(Throughput::Elements((rows * cols * TOKENS) as u64));
+        for (threads, pool) in &pools {
+            let mut scratch = MatMulScratch::new();
+            g.bench_function(
+                BenchmarkId::new(
+                    format!("{cols}x{rows}x{TOKENS}/{t:?}"),
+                    format!("t{threads}"),
+                ),
+                |b| {
+                    pool.install(|| {
+                        b.iter(|| {
+                            kernels::matmul(&w, black_box(&x), TOKENS, &mut out, &mut scratch)
+                                .unwrap()
+                        })
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
 fn bench_membw(c: &mut Criterion) {
     // 256 MiB (eight times this machine's L3), read in 1 MiB pieces spread over the pool, each
     // read sequentially with SIMD loads: the ceiling for a matrix that does not fit in cache.
@@ -286,6 +335,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_dot, bench_dot_one, bench_quantize, bench_matvec, bench_membw
+    targets = bench_dot, bench_dot_one, bench_quantize, bench_matvec, bench_matmul, bench_membw
 }
 criterion_main!(benches);
