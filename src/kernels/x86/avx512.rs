@@ -50,7 +50,8 @@ pub(in crate::kernels) static AVX512: Kernels = Kernels {
     f16: avx2::AVX2.f16,
     bf16: plain::bf16,
     q4_0: plain::q4_0,
-    q4_1: plain::q4_1,
+    // Q4_1 keeps the 256-bit kernel: its reference order is one block per 8-lane vector.
+    q4_1: avx2::AVX2.q4_1,
     q5_0: plain::q5_0,
     q5_1: plain::q5_1,
     q8_0: plain::q8_0,
@@ -85,7 +86,7 @@ const VNNI_TABLE: Kernels = Kernels {
     f16: avx2::AVX2.f16,
     bf16: vnni::bf16,
     q4_0: vnni::q4_0,
-    q4_1: vnni::q4_1,
+    q4_1: avx2::AVX2.q4_1,
     q5_0: vnni::q5_0,
     q5_1: vnni::q5_1,
     q8_0: vnni::q8_0,
@@ -113,7 +114,6 @@ mod plain {
     group_rows_fns! {
         features = "avx512f,avx512bw,avx512vl,avx2,fma,f16c";
         q4_0: dot_q4_0::<false>, 18, 34, group = 8;
-        q4_1: dot_q4_1::<false>, 20, 36, group = 8;
         q5_0: dot_q5_0::<false>, 22, 34, group = 4;
         q5_1: dot_q5_1::<false>, 24, 36, group = 4;
         q8_0: dot_q8_0::<false>, 34, 34, group = 8;
@@ -134,7 +134,6 @@ mod vnni {
     group_rows_fns! {
         features = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c";
         q4_0: dot_q4_0::<true>, 18, 34, group = 8;
-        q4_1: dot_q4_1::<true>, 20, 36, group = 8;
         q5_0: dot_q5_0::<true>, 22, 34, group = 4;
         q5_1: dot_q5_1::<true>, 24, 36, group = 4;
         q8_0: dot_q8_0::<true>, 34, 34, group = 8;
@@ -417,10 +416,6 @@ const fn low_words(words: [i16; 8]) -> [i16; 32] {
 static Q4_0_QS: [i16; 32] = quant_words(18, 2, 8);
 /// Q4_0 / IQ4_NL scales: words 0, 9, 18, 27.
 static Q4_0_D: [i16; 32] = low_words([0, 9, 18, 27, 0, 9, 18, 27]);
-/// Q4_1: blocks of 20 bytes (d, m, 16 quant bytes); `b` at byte 16.
-static Q4_1_QS: [i16; 32] = quant_words(20, 4, 16);
-/// Q4_1 `[d_0..d_3, m_0..m_3]`.
-static Q4_1_DM: [i16; 32] = low_words([0, 10, 20, 30, 1, 11, 21, 31]);
 /// Q5_0: blocks of 22 bytes (d, qh, 16 quant bytes); `b` at byte 24.
 static Q5_0_QS: [i16; 32] = quant_words(22, 6, 24);
 /// Q5_0 scales: words 0, 11, 22 of `a` and, blended into word 21, word 21 of `b` (byte 66).
@@ -717,40 +712,6 @@ unsafe fn dot_iq4_nl<const VNNI: bool, const R: usize>(
                     )
                 };
                 (s, a)
-            }
-        )
-    }
-}
-
-/// Q4_1 × Q8_1 for `R` rows: `d_w d_x Σ q y + m_w s_x` per block. Without VNNI the i16 pair
-/// sums are at most `2 · 2 · 15 · 128 = 7680`.
-///
-/// # Safety
-/// Each `w[r]`: `nb` Q4_1 blocks, `x`: `nb` Q8_1 blocks; features as the module.
-#[inline(always)]
-unsafe fn dot_q4_1<const VNNI: bool, const R: usize>(
-    w: [*const u8; R],
-    x: *const u8,
-    nb: usize,
-) -> [f32; R] {
-    // SAFETY: a step reads 80 bytes of each row and 144 of `x`; inside the rows.
-    unsafe {
-        let qidx = load64(Q4_1_QS.as_ptr().cast());
-        let zero = _mm512_setzero_si512();
-        four_blocks!(
-            w,
-            x,
-            nb,
-            ws = 20,
-            xs = 36,
-            mins = true,
-            scales = Q4_1_DM,
-            tail = avx2::dot_q4_1,
-            |xb| y_halves(xb, 36, 4),
-            |wb, y| {
-                let a = load64(wb);
-                let (lo, hi) = nibbles(_mm512_permutex2var_epi16(a, qidx, load64(wb.add(16))));
-                (dot_halves::<VNNI>(zero, lo, y.0, hi, y.1), a)
             }
         )
     }
