@@ -5,12 +5,16 @@
 //!   (`Kernels::dot_rows`), all in cache; throughput in weight elements per second, for every
 //!   type and every ISA this CPU has.
 //! - `dot_bytes/<type>/<isa>`: the same for the process-wide ISA, as weight bytes per second.
+//! - `dot1/<type>/<isa>`: one row of 4096 elements at a time (`Kernels::vec_dot`, the kernels'
+//!   one-row case, which `dot_rows` uses only for rows left over after its row groups).
 //! - `quantize/<act>/<isa>`: the activation quantizers, f32 elements per second.
 //! - `matvec/<cols>x<rows>/<type>/t<threads>`: `matmul` with one token at the shapes and types
 //!   of the real models' matrices (ggml dims order: row length x rows), with the process-wide
 //!   ISA on a 1- and a 2-thread rayon pool; weight bytes per second.
-//! - `membw/t<threads>`: reading a 256 MiB buffer, bytes per second (the ceiling for
-//!   matrices that do not fit in cache).
+//! - `matmul/<cols>x<rows>x128/<type>/t<threads>`: `matmul` with 128 tokens (prompt
+//!   processing), multiply-adds per second.
+//! - `membw/t<threads>`: reading a 256 MiB buffer in 1 MiB pieces spread over the pool,
+//!   with 256-bit loads, bytes per second (the ceiling for matrices that do not fit in cache).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -104,6 +108,27 @@ fn bench_dot(c: &mut Criterion) {
     }
 }
 
+fn bench_dot_one(c: &mut Criterion) {
+    const N: usize = 4096;
+    let mut rng = Rng(4);
+    let x: Vec<f32> = (0..N).map(|_| rng.f32()).collect();
+    let mut g = c.benchmark_group("dot1");
+    g.throughput(Throughput::Elements(N as u64));
+    for t in TYPES {
+        let w = quantized(t, 1, N, &mut rng);
+        let act = kernels::vec_dot_type(t);
+        for isa in kernels::available_isas() {
+            let k = Kernels::for_isa(isa).unwrap();
+            let mut xq = vec![0u8; act.bytes_for(N as u64).unwrap() as usize];
+            k.quantize_row_act(act, &x, &mut xq).unwrap();
+            g.bench_function(BenchmarkId::new(format!("{t:?}"), isa), |b| {
+                b.iter(|| k.vec_dot(t, N, black_box(&w), black_box(&xq)).unwrap())
+            });
+        }
+    }
+    g.finish();
+}
+
 fn bench_quantize(c: &mut Criterion) {
     const N: usize = 4096;
     let mut rng = Rng(2);
@@ -181,8 +206,102 @@ fn bench_matvec(c: &mut Criterion) {
     g.finish();
 }
 
+/// XOR of the 64-bit words of `c` (the memory bandwidth bench's work: one load per 8 bytes,
+/// a SIMD XOR per 32 where the CPU has AVX2, four independent accumulators).
+fn xor_words(c: &[u64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was detected.
+        return unsafe { xor_words_avx2(c) };
+    }
+    let mut s = [0u64; 4];
+    for q in c.chunks_exact(4) {
+        for k in 0..4 {
+            s[k] ^= q[k];
+        }
+    }
+    s[0] ^ s[1] ^ s[2] ^ s[3]
+}
+
+/// [`xor_words`] with 256-bit loads, 128 bytes per step.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn xor_words_avx2(c: &[u64]) -> u64 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_si256(); 4];
+    let (steps, _) = c.as_chunks::<16>();
+    for q in steps {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `q` holds 16 words = 128 bytes; this reads words 4k..4k + 4.
+            let v = unsafe { _mm256_loadu_si256(q.as_ptr().add(4 * k).cast()) };
+            *a = _mm256_xor_si256(*a, v);
+        }
+    }
+    let v = _mm256_xor_si256(
+        _mm256_xor_si256(acc[0], acc[1]),
+        _mm256_xor_si256(acc[2], acc[3]),
+    );
+    let mut w = [0u64; 4];
+    // SAFETY: `w` is 32 writable bytes.
+    unsafe { _mm256_storeu_si256(w.as_mut_ptr().cast(), v) };
+    w[0] ^ w[1] ^ w[2] ^ w[3]
+}
+
+fn bench_matmul(c: &mut Criterion) {
+    // Prompt processing: `matmul` with 128 tokens at (cols, rows, type) of SmolLM2's ffn_up
+    // and Gemma 3's ffn_down; throughput in multiply-adds (rows x cols x tokens) per second.
+    const TOKENS: usize = 128;
+    let shapes: &[(usize, usize, GgmlType)] =
+        &[(576, 1536, GgmlType::Q4_1), (2048, 640, GgmlType::Q4_K)];
+    let pools: Vec<(usize, rayon::ThreadPool)> = [1, 2]
+        .into_iter()
+        .map(|t| {
+            (
+                t,
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let mut rng = Rng(5);
+    let mut g = c.benchmark_group("matmul");
+    for &(cols, rows, t) in shapes {
+        let x: Vec<f32> = (0..cols * TOKENS).map(|_| rng.f32()).collect();
+        let mut out = vec![0.0f32; rows * TOKENS];
+        let data = quantized(t, rows, cols, &mut rng);
+        let w = QMatrix::new(t, rows, cols, &data).unwrap();
+        g.throughput(Throughput::Elements((rows * cols * TOKENS) as u64));
+        for (threads, pool) in &pools {
+            let mut scratch = MatMulScratch::new();
+            g.bench_function(
+                BenchmarkId::new(
+                    format!("{cols}x{rows}x{TOKENS}/{t:?}"),
+                    format!("t{threads}"),
+                ),
+                |b| {
+                    pool.install(|| {
+                        b.iter(|| {
+                            kernels::matmul(&w, black_box(&x), TOKENS, &mut out, &mut scratch)
+                                .unwrap()
+                        })
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
 fn bench_membw(c: &mut Criterion) {
+    // 256 MiB (eight times this machine's L3), read in 1 MiB pieces spread over the pool, each
+    // read sequentially with SIMD loads: the ceiling for a matrix that does not fit in cache.
     const BYTES: usize = 256 << 20;
+    const PIECE: usize = (1 << 20) / 8;
     let buf: Vec<u64> = (0..BYTES / 8).map(|i| i as u64).collect();
     let mut g = c.benchmark_group("membw");
     g.throughput(Throughput::Bytes(BYTES as u64));
@@ -196,16 +315,8 @@ fn bench_membw(c: &mut Criterion) {
                 b.iter(|| {
                     use rayon::prelude::*;
                     black_box(&buf)
-                        .par_chunks(BYTES / 8 / threads / 16)
-                        .map(|c| {
-                            let mut s = [0u64; 4];
-                            for q in c.chunks_exact(4) {
-                                for k in 0..4 {
-                                    s[k] = s[k].wrapping_add(q[k]);
-                                }
-                            }
-                            s[0] ^ s[1] ^ s[2] ^ s[3]
-                        })
+                        .par_chunks(PIECE)
+                        .map(xor_words)
                         .reduce(|| 0, |a, b| a ^ b)
                 })
             })
@@ -224,6 +335,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_dot, bench_quantize, bench_matvec, bench_membw
+    targets = bench_dot, bench_dot_one, bench_quantize, bench_matvec, bench_matmul, bench_membw
 }
 criterion_main!(benches);

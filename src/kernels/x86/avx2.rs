@@ -1,10 +1,15 @@
 //! AVX2 (+FMA, F16C) kernels.
 //!
-//! Every per-row kernel here is an `#[inline(always)] unsafe fn (w, x, nb) -> f32` reading `nb`
-//! blocks through raw pointers with unaligned loads; `dot_rows_fns!` wraps each in a row loop
-//! compiled with `#[target_feature(enable = "avx2,fma,f16c")]`, which is the only place the
-//! features are enabled. The table [`AVX2`] is handed out only after the features were detected
-//! (`x86::table`).
+//! The K-quant and float kernels are `#[inline(always)] unsafe fn (w, x, nb) -> f32`, one row
+//! at a time, wrapped by `dot_rows_fns!` in row loops. The 32-element formats dot a group of
+//! `R` weight rows against one activation row at once (`fn<const R>(w: [ptr; R], x, nb) ->
+//! [f32; R]`, wrapped by `group_rows_fns!` with groups of 4): the activation loads and offset
+//! sums are shared by the rows, and the blocks go in chunks whose `d_w d_x` products are
+//! converted eight at a time up front (`legacy_rows!`), so the per-block scale is a broadcast
+//! load. Every row is computed the same way whatever `R` is (the one-row kernels, used by the
+//! AVX-512 kernels for leftover blocks, are the `R = 1` case). All loops are compiled with
+//! `#[target_feature(enable = "avx2,fma,f16c")]`, the only place the features are enabled;
+//! the table [`AVX2`] is handed out only after they were detected (`x86::table`).
 //!
 //! Integer partial sums are exact and equal to the scalar reference's: products of a weight
 //! byte and an activation byte are formed with `vpmaddubsw` (u8 × i8 → i16 pair sums) only where
@@ -51,18 +56,21 @@ mod rows {
         f32: dot_f32, 4, 4;
         f16: dot_f16, 2, 2;
         bf16: dot_bf16, 2, 2;
-        q4_0: dot_q4_0, 18, 34, pair = dot_q4_0_rows::<2>;
-        q4_1: dot_q4_1, 20, 36, pair = dot_q4_1_rows::<2>;
-        q5_0: dot_q5_0, 22, 34, pair = dot_q5_0_rows::<2>;
-        q5_1: dot_q5_1, 24, 36, pair = dot_q5_1_rows::<2>;
-        q8_0: dot_q8_0, 34, 34, pair = dot_q8_0_rows::<2>;
         q2_k: dot_q2_k, 84, 292;
         q3_k: dot_q3_k, 110, 292;
         q4_k: dot_q4_k, 144, 292;
         q5_k: dot_q5_k, 176, 292;
         q6_k: dot_q6_k, 210, 292;
-        iq4_nl: dot_iq4_nl, 18, 34, pair = dot_iq4_nl_rows::<2>;
         iq4_xs: dot_iq4_xs, 136, 292;
+    }
+    group_rows_fns! {
+        features = "avx2,fma,f16c";
+        q4_0: dot_q4_0_rows, 18, 34, group = 4;
+        q4_1: dot_q4_1_rows, 20, 36, group = 4;
+        q5_0: dot_q5_0_rows, 22, 34, group = 4;
+        q5_1: dot_q5_1_rows, 24, 36, group = 4;
+        q8_0: dot_q8_0_rows, 34, 34, group = 4;
+        iq4_nl: dot_iq4_nl_rows, 18, 34, group = 4;
     }
 }
 
@@ -84,6 +92,20 @@ pub(super) unsafe fn hsum_ps(v: __m256) -> f32 {
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         let s = _mm_add_ss(s, _mm_movehdup_ps(s));
         _mm_cvtss_f32(s)
+    }
+}
+
+/// Lane-wise sum of eight accumulators, as a fixed tree.
+///
+/// # Safety
+/// AVX available.
+#[inline(always)]
+unsafe fn sum8(a: &[__m256; 8]) -> __m256 {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let s0 = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+        let s1 = _mm256_add_ps(_mm256_add_ps(a[4], a[5]), _mm256_add_ps(a[6], a[7]));
+        _mm256_add_ps(s0, s1)
     }
 }
 
@@ -132,6 +154,16 @@ unsafe fn f16x2(p: *const u8) -> __m128 {
     unsafe { _mm_cvtph_ps(_mm_cvtsi32_si128(p.cast::<i32>().read_unaligned())) }
 }
 
+/// The 16 bits at `p` (an f16), as an `i16` for `_mm_setr_epi16`.
+///
+/// # Safety
+/// `p` readable for 2 bytes.
+#[inline(always)]
+unsafe fn f16_bits(p: *const u8) -> i16 {
+    // SAFETY: caller's contract.
+    unsafe { p.cast::<i16>().read_unaligned() }
+}
+
 /// The f16 at `p` as f32.
 ///
 /// # Safety
@@ -146,6 +178,8 @@ unsafe fn f16_at(p: *const u8) -> f32 {
 }
 
 /// 32 nibbles from 16 bytes: lanes 0..16 the low nibbles, 16..32 the high nibbles (0..=15).
+/// The 16 bytes come in with a broadcast load and the halves are merged with a blend, not an
+/// insert: on Zen 4 both of those run outside the two shuffle pipes.
 ///
 /// # Safety
 /// `p` readable for 16 bytes; AVX2 available.
@@ -153,9 +187,9 @@ unsafe fn f16_at(p: *const u8) -> f32 {
 unsafe fn nibbles32(p: *const u8) -> __m256i {
     // SAFETY: caller's contract.
     unsafe {
-        let t = load16(p);
-        let b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
-        _mm256_and_si256(b, _mm256_set1_epi8(0x0F))
+        let t = _mm256_broadcastsi128_si256(load16(p));
+        let t = _mm256_blend_epi32(t, _mm256_srli_epi16(t, 4), 0xF0);
+        _mm256_and_si256(t, _mm256_set1_epi8(0x0F))
     }
 }
 
@@ -212,49 +246,138 @@ unsafe fn mul_i8_pairs(a: __m256i, b: __m256i) -> __m256i {
     unsafe { _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a)) }
 }
 
-/// Runs the blocks `0..nb` with two independent accumulators per row (blocks `i % 2`; with two
-/// rows that is four FMA chains, hiding the FMA latency without spilling the 16 registers), for `R` weight rows (`R` a const generic in scope) sharing the
-/// activation side: per block `$yi`, `$ybody` prepares the activation values once, then
-/// `$rbody` (row `$r`, block `$i`, prepared values `$y`, the row's accumulator `$acc`) returns
-/// the row's new accumulator. Returns each row's sum of its four accumulators. Each row's
-/// arithmetic does not depend on `R` (the one-row kernels are the `R = 1` case).
-macro_rules! four_acc_rows {
-    ($nb:expr, |$yi:ident| $ybody:expr, |$r:ident, $i:ident, $y:ident, $acc:ident| $rbody:expr) => {{
-        let nb = $nb;
-        let zero = _mm256_setzero_ps();
-        let mut a = [[zero; R]; 2];
-        let mut i = 0;
-        while i + 2 <= nb {
-            for k in 0..2 {
-                let yk = {
-                    let $yi = i + k;
+/// The eight f16 at `p`, `p + stride`, ..., `p + 7 stride`, as f32.
+///
+/// # Safety
+/// The eight 2-byte fields readable; F16C available.
+#[inline(always)]
+unsafe fn f16x8(p: *const u8, stride: usize) -> __m256 {
+    // SAFETY: reads the eight f16 fields.
+    unsafe {
+        _mm256_cvtph_ps(_mm_setr_epi16(
+            f16_bits(p),
+            f16_bits(p.add(stride)),
+            f16_bits(p.add(2 * stride)),
+            f16_bits(p.add(3 * stride)),
+            f16_bits(p.add(4 * stride)),
+            f16_bits(p.add(5 * stride)),
+            f16_bits(p.add(6 * stride)),
+            f16_bits(p.add(7 * stride)),
+        ))
+    }
+}
+
+/// The f16 pairs (4 bytes) at `p`, `p + stride`, `p + 2 stride`, `p + 3 stride`, as f32:
+/// `[a_0, b_0, a_1, b_1, a_2, b_2, a_3, b_3]`.
+///
+/// # Safety
+/// The four 4-byte fields readable; F16C available.
+#[inline(always)]
+unsafe fn f16x2x4(p: *const u8, stride: usize) -> __m256 {
+    // SAFETY: reads the four 4-byte fields.
+    unsafe {
+        _mm256_cvtph_ps(_mm_setr_epi32(
+            p.cast::<i32>().read_unaligned(),
+            p.add(stride).cast::<i32>().read_unaligned(),
+            p.add(2 * stride).cast::<i32>().read_unaligned(),
+            p.add(3 * stride).cast::<i32>().read_unaligned(),
+        ))
+    }
+}
+
+/// Blocks per chunk of the legacy kernels' scale pass.
+const CHUNK: usize = 32;
+
+/// The legacy-format driver for `R` weight rows (`$w: [*const u8; R]`, `R` a const generic in
+/// scope) against one activation row `$x`, returning `[f32; R]`. The blocks go in chunks of
+/// [`CHUNK`]: first the chunk's scales, eight blocks at a time (`d_w d_x` per block into a
+/// small stack buffer; with `$mins` the `m_w s_x` terms summed right away), then the dot
+/// products: per activation block `$ybody` (with `$xb` the block) prepares the activation side
+/// once for all rows, and per row `$rbody` (with `$wb` the weight block, `$y` the prepared
+/// side) returns the block's eight i32 partial sums, which are converted and FMA'd with the
+/// block's scale broadcast from the buffer (a load; a broadcast from a register would take a
+/// shuffle pipe). Each row's result does not depend on `R`.
+macro_rules! legacy_rows {
+    ($w:expr, $x:expr, $nb:expr, ws = $ws:expr, xs = $xs:expr, mins = $mins:expr,
+     |$xb:ident| $ybody:expr, |$wb:ident, $y:ident| $rbody:expr) => {{
+        let (w, x, nb): ([*const u8; R], *const u8, usize) = ($w, $x, $nb);
+        // One accumulator per row: with the rows of a group interleaved, the FMA chains are
+        // long enough apart, and 16 registers do not hold two per row.
+        let mut acc = [_mm256_setzero_ps(); R];
+        // The m_w s_x terms (Q4_1/Q5_1): eight lanes, and the blocks after the last eight.
+        let mut accm = [_mm256_setzero_ps(); R];
+        let mut accm1 = [0.0f32; R];
+        // d_w d_x of the chunk's blocks, per row.
+        let mut ds = [[0.0f32; CHUNK]; R];
+        let mut i0 = 0;
+        while i0 < nb {
+            let cn = CHUNK.min(nb - i0);
+            let x0 = x.add($xs * i0);
+            let mut k = 0;
+            while k + 8 <= cn {
+                if $mins {
+                    // (d, m) and (d, s) pairs, four blocks per register.
+                    let xa = f16x2x4(x0.add($xs * k), $xs);
+                    let xb = f16x2x4(x0.add($xs * (k + 4)), $xs);
+                    unroll_rows!(R, |r| {
+                        let wk = w[r].add($ws * (i0 + k));
+                        let pa = _mm256_mul_ps(f16x2x4(wk, $ws), xa);
+                        let pb = _mm256_mul_ps(f16x2x4(wk.add(4 * $ws), $ws), xb);
+                        // Even lanes d_w d_x, odd lanes m_w s_x.
+                        let ev = _mm256_shuffle_ps(pa, pb, 0b10_00_10_00);
+                        let od = _mm256_shuffle_ps(pa, pb, 0b11_01_11_01);
+                        // [blocks 0, 1, 4, 5, 2, 3, 6, 7] → block order.
+                        let ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
+                            _mm256_castps_pd(ev),
+                            0b11_01_10_00,
+                        ));
+                        _mm256_storeu_ps(ds[r].as_mut_ptr().add(k), ev);
+                        accm[r] = _mm256_add_ps(accm[r], od);
+                    });
+                } else {
+                    let dx = f16x8(x0.add($xs * k), $xs);
+                    unroll_rows!(R, |r| {
+                        let wk = w[r].add($ws * (i0 + k));
+                        let d = _mm256_mul_ps(f16x8(wk, $ws), dx);
+                        _mm256_storeu_ps(ds[r].as_mut_ptr().add(k), d);
+                    });
+                }
+                k += 8;
+            }
+            while k < cn {
+                let dx = f16x2(x0.add($xs * k));
+                unroll_rows!(R, |r| {
+                    // [d_w d_x, m_w s_x (Q4_1/Q5_1)]
+                    let dm = _mm_mul_ps(f16x2(w[r].add($ws * (i0 + k))), dx);
+                    ds[r][k] = _mm_cvtss_f32(dm);
+                    if $mins {
+                        accm1[r] += _mm_cvtss_f32(_mm_movehdup_ps(dm));
+                    }
+                });
+                k += 1;
+            }
+            for kk in 0..cn {
+                let y = {
+                    let $xb = x0.add($xs * kk);
                     $ybody
                 };
-                for r in 0..R {
-                    a[k][r] = {
-                        let ($r, $i, $y, $acc) = (r, i + k, &yk, a[k][r]);
+                unroll_rows!(R, |r| {
+                    let s: __m256i = {
+                        let ($wb, $y) = (w[r].add($ws * (i0 + kk)), &y);
                         $rbody
                     };
-                }
+                    let d = _mm256_broadcast_ss(&*ds[r].as_ptr().add(kk));
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc[r]);
+                });
             }
-            i += 2;
+            i0 += cn;
         }
-        while i < nb {
-            let yk = {
-                let $yi = i;
-                $ybody
-            };
-            for r in 0..R {
-                a[0][r] = {
-                    let ($r, $i, $y, $acc) = (r, i, &yk, a[0][r]);
-                    $rbody
-                };
-            }
-            i += 1;
-        }
-        let mut out = [zero; R];
+        let mut out = [0.0f32; R];
         for r in 0..R {
-            out[r] = _mm256_add_ps(a[0][r], a[1][r]);
+            out[r] = hsum_ps(acc[r]);
+            if $mins {
+                out[r] += hsum_ps(accm[r]) + accm1[r];
+            }
         }
         out
     }};
@@ -288,20 +411,21 @@ pub(super) unsafe fn dot_f32(w: *const u8, x: *const u8, n: usize) -> f32 {
     // SAFETY: every load is inside the `4 n` bytes (caller's contract).
     unsafe {
         let (w, x) = (w.cast::<f32>(), x.cast::<f32>());
-        let mut acc = [_mm256_setzero_ps(); 4];
+        // Eight accumulators (see `dot_f16`).
+        let mut acc = [_mm256_setzero_ps(); 8];
         let mut i = 0;
-        while i + 32 <= n {
+        while i + 64 <= n {
             for (u, a) in acc.iter_mut().enumerate() {
                 let o = i + 8 * u;
                 *a = _mm256_fmadd_ps(_mm256_loadu_ps(w.add(o)), _mm256_loadu_ps(x.add(o)), *a);
             }
-            i += 32;
+            i += 64;
         }
         while i + 8 <= n {
             acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(w.add(i)), _mm256_loadu_ps(x.add(i)), acc[0]);
             i += 8;
         }
-        let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let s = sum8(&acc);
         let mut sum = hsum_ps(s);
         while i < n {
             sum += w.add(i).read_unaligned() * x.add(i).read_unaligned();
@@ -319,16 +443,18 @@ pub(super) unsafe fn dot_f32(w: *const u8, x: *const u8, n: usize) -> f32 {
 pub(super) unsafe fn dot_f16(w: *const u8, x: *const u8, n: usize) -> f32 {
     // SAFETY: every load is inside the `2 n` bytes (caller's contract).
     unsafe {
-        let mut acc = [_mm256_setzero_ps(); 4];
+        // Eight accumulators: an FMA's latency is four cycles, so fewer would leave the loop
+        // waiting on its own sums.
+        let mut acc = [_mm256_setzero_ps(); 8];
         let mut i = 0;
-        while i + 32 <= n {
+        while i + 64 <= n {
             for (u, a) in acc.iter_mut().enumerate() {
                 let o = 2 * (i + 8 * u);
                 let wv = _mm256_cvtph_ps(load16(w.add(o)));
                 let xv = _mm256_cvtph_ps(load16(x.add(o)));
                 *a = _mm256_fmadd_ps(wv, xv, *a);
             }
-            i += 32;
+            i += 64;
         }
         while i + 8 <= n {
             let wv = _mm256_cvtph_ps(load16(w.add(2 * i)));
@@ -336,7 +462,7 @@ pub(super) unsafe fn dot_f16(w: *const u8, x: *const u8, n: usize) -> f32 {
             acc[0] = _mm256_fmadd_ps(wv, xv, acc[0]);
             i += 8;
         }
-        let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let s = sum8(&acc);
         let mut sum = hsum_ps(s);
         while i < n {
             sum += f16_at(w.add(2 * i)) * f16_at(x.add(2 * i));
@@ -356,10 +482,11 @@ pub(super) unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
     // SAFETY: every load is inside the `2 n` bytes (caller's contract).
     unsafe {
         let hi = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
-        let mut acc = [_mm256_setzero_ps(); 4];
+        // Eight accumulators (see `dot_f16`).
+        let mut acc = [_mm256_setzero_ps(); 8];
         let mut i = 0;
-        while i + 32 <= n {
-            for u in 0..2 {
+        while i + 64 <= n {
+            for u in 0..4 {
                 let o = 2 * (i + 16 * u);
                 let wv = load32(w.add(o));
                 let xv = load32(x.add(o));
@@ -370,9 +497,20 @@ pub(super) unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
                 acc[2 * u] = _mm256_fmadd_ps(we, xe, acc[2 * u]);
                 acc[2 * u + 1] = _mm256_fmadd_ps(wo, xo, acc[2 * u + 1]);
             }
-            i += 32;
+            i += 64;
         }
-        let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        while i + 16 <= n {
+            let wv = load32(w.add(2 * i));
+            let xv = load32(x.add(2 * i));
+            let we = _mm256_castsi256_ps(_mm256_slli_epi32(wv, 16));
+            let xe = _mm256_castsi256_ps(_mm256_slli_epi32(xv, 16));
+            let wo = _mm256_castsi256_ps(_mm256_and_si256(wv, hi));
+            let xo = _mm256_castsi256_ps(_mm256_and_si256(xv, hi));
+            acc[0] = _mm256_fmadd_ps(we, xe, acc[0]);
+            acc[1] = _mm256_fmadd_ps(wo, xo, acc[1]);
+            i += 16;
+        }
+        let s = sum8(&acc);
         let mut sum = hsum_ps(s);
         while i < n {
             let a = f32::from_bits((w.add(2 * i).cast::<u16>().read_unaligned() as u32) << 16);
@@ -390,15 +528,14 @@ pub(super) unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
 
 one_row! {
     dot_q4_0 = dot_q4_0_rows;
-    dot_q4_1 = dot_q4_1_rows;
     dot_q5_0 = dot_q5_0_rows;
     dot_q5_1 = dot_q5_1_rows;
     dot_q8_0 = dot_q8_0_rows;
     dot_iq4_nl = dot_iq4_nl_rows;
 }
 
-/// Q4_0 × Q8_0 for `R` rows. Per block: `Σ q y` with `vpmaddubsw` (q in 0..16), minus
-/// `8 Σ y` (shared by the rows).
+/// Q4_0 × Q8_0 for `R` rows. Per block: `Σ q y` with `vpmaddubsw` (q the nibble), minus
+/// `8 Σ y` (shared by the rows); the i16 pair sums are at most `2 · 15 · 128 + 2 · 8 · 128`.
 ///
 /// # Safety
 /// Each `w[r]`: `nb` Q4_0 blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
@@ -412,26 +549,22 @@ pub(super) unsafe fn dot_q4_0_rows<const R: usize>(
     // all loads stay inside them.
     unsafe {
         let eight = _mm256_set1_epi8(8);
-        let acc = four_acc_rows!(
+        legacy_rows!(
+            w,
+            x,
             nb,
-            |i| {
-                let xb = x.add(34 * i);
+            ws = 18,
+            xs = 34,
+            mins = false,
+            |xb| {
                 let y = load32(xb.add(2));
-                (f16x2(xb), y, _mm256_maddubs_epi16(eight, y))
+                (y, _mm256_maddubs_epi16(eight, y))
             },
-            |r, i, y, acc| {
-                let wb = w[r].add(18 * i);
-                let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), y.0));
-                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(wb.add(2)), y.1), y.2);
-                let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-                _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
+            |wb, y| {
+                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(wb.add(2)), y.0), y.1);
+                _mm256_madd_epi16(p, _mm256_set1_epi16(1))
             }
-        );
-        let mut out = [0.0f32; R];
-        for r in 0..R {
-            out[r] = hsum_ps(acc[r]);
-        }
-        out
+        )
     }
 }
 
@@ -474,7 +607,8 @@ pub(super) unsafe fn dot_q4_1_rows<const R: usize>(
     }
 }
 
-/// Q5_0 × Q8_0 for `R` rows: value = nibble + 16 h − 16, so `Σ nibble y − Σ 16 (1 − h) y`.
+/// Q5_0 × Q8_0 for `R` rows: value = nibble + 16 h − 16 = nibble − 16 (1 − h), so per block
+/// `Σ nibble y − Σ 16 (1 − h) y`, each i16 pair sum at most `2 · 15 · 128`, resp. `2 · 16 · 128`.
 ///
 /// # Safety
 /// Each `w[r]`: `nb` Q5_0 blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
@@ -487,30 +621,23 @@ pub(super) unsafe fn dot_q5_0_rows<const R: usize>(
     // SAFETY: block `i` of a row is bytes `22 i ..`, of `x` `34 i ..`; loads stay inside.
     unsafe {
         let sixteen = _mm256_set1_epi8(16);
-        let acc = four_acc_rows!(
+        legacy_rows!(
+            w,
+            x,
             nb,
-            |i| {
-                let xb = x.add(34 * i);
-                (f16x2(xb), load32(xb.add(2)))
-            },
-            |r, i, y, acc| {
-                let wb = w[r].add(22 * i);
-                let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), y.0));
-                // value = nibble + 16 h − 16 = nibble − 16 (1 − h)
+            ws = 22,
+            xs = 34,
+            mins = false,
+            |xb| load32(xb.add(2)),
+            |wb, y| {
                 let off = _mm256_andnot_si256(bits_to_bytes(wb.add(2)), sixteen);
                 let p = _mm256_sub_epi16(
-                    _mm256_maddubs_epi16(nibbles32(wb.add(6)), y.1),
-                    _mm256_maddubs_epi16(off, y.1),
+                    _mm256_maddubs_epi16(nibbles32(wb.add(6)), *y),
+                    _mm256_maddubs_epi16(off, *y),
                 );
-                let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-                _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
+                _mm256_madd_epi16(p, _mm256_set1_epi16(1))
             }
-        );
-        let mut out = [0.0f32; R];
-        for r in 0..R {
-            out[r] = hsum_ps(acc[r]);
-        }
-        out
+        )
     }
 }
 
@@ -527,28 +654,19 @@ pub(super) unsafe fn dot_q5_1_rows<const R: usize>(
     // SAFETY: block `i` of a row is bytes `24 i ..`, of `x` `36 i ..`; loads stay inside.
     unsafe {
         let sixteen = _mm256_set1_epi8(16);
-        let mut summs = [_mm_setzero_ps(); R];
-        let acc = four_acc_rows!(
+        legacy_rows!(
+            w,
+            x,
             nb,
-            |i| {
-                let xb = x.add(36 * i);
-                (f16x2(xb), load32(xb.add(4)))
-            },
-            |r, i, y, acc| {
-                let wb = w[r].add(24 * i);
-                let dm = _mm_mul_ps(f16x2(wb), y.0);
-                summs[r] = _mm_add_ps(summs[r], dm);
-                let d = _mm256_broadcastss_ps(dm);
+            ws = 24,
+            xs = 36,
+            mins = true,
+            |xb| load32(xb.add(4)),
+            |wb, y| {
                 let hb = _mm256_and_si256(bits_to_bytes(wb.add(4)), sixteen);
-                let q = _mm256_or_si256(nibbles32(wb.add(8)), hb);
-                _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(q, y.1)), acc)
+                dot_u8i8(_mm256_or_si256(nibbles32(wb.add(8)), hb), *y)
             }
-        );
-        let mut out = [0.0f32; R];
-        for r in 0..R {
-            out[r] = hsum_ps(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(summs[r]));
-        }
-        out
+        )
     }
 }
 
@@ -564,25 +682,19 @@ pub(super) unsafe fn dot_q8_0_rows<const R: usize>(
 ) -> [f32; R] {
     // SAFETY: block `i` of each row is bytes `34 i .. 34 i + 34`; loads stay inside.
     unsafe {
-        let acc = four_acc_rows!(
+        legacy_rows!(
+            w,
+            x,
             nb,
-            |i| {
-                let xb = x.add(34 * i);
-                (f16x2(xb), load32(xb.add(2)))
-            },
-            |r, i, y, acc| {
-                let wb = w[r].add(34 * i);
-                let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), y.0));
-                let p = mul_i8_pairs(load32(wb.add(2)), y.1);
-                let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-                _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
+            ws = 34,
+            xs = 34,
+            mins = false,
+            |xb| load32(xb.add(2)),
+            |wb, y| {
+                let p = mul_i8_pairs(load32(wb.add(2)), *y);
+                _mm256_madd_epi16(p, _mm256_set1_epi16(1))
             }
-        );
-        let mut out = [0.0f32; R];
-        for r in 0..R {
-            out[r] = hsum_ps(acc[r]);
-        }
-        out
+        )
     }
 }
 
@@ -609,26 +721,19 @@ pub(super) unsafe fn dot_iq4_nl_rows<const R: usize>(
     // SAFETY: block `i` of a row is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
     unsafe {
         let table = iq4nl_table();
-        let acc = four_acc_rows!(
+        legacy_rows!(
+            w,
+            x,
             nb,
-            |i| {
-                let xb = x.add(34 * i);
-                (f16x2(xb), load32(xb.add(2)))
-            },
-            |r, i, y, acc| {
-                let wb = w[r].add(18 * i);
-                let d = _mm256_broadcastss_ps(_mm_mul_ps(f16x2(wb), y.0));
+            ws = 18,
+            xs = 34,
+            mins = false,
+            |xb| load32(xb.add(2)),
+            |wb, y| {
                 let q = _mm256_shuffle_epi8(table, nibbles32(wb.add(2)));
-                let p = mul_i8_pairs(q, y.1);
-                let s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-                _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
+                _mm256_madd_epi16(mul_i8_pairs(q, *y), _mm256_set1_epi16(1))
             }
-        );
-        let mut out = [0.0f32; R];
-        for r in 0..R {
-            out[r] = hsum_ps(acc[r]);
-        }
-        out
+        )
     }
 }
 
@@ -688,15 +793,18 @@ unsafe fn dot_q2_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
         let mut acc_m = _mm256_setzero_ps();
         for i in 0..nb {
             let (wb, xb) = (w.add(84 * i), x.add(292 * i));
-            let yd = q8k_d(xb);
-            let dall = yd * f16_at(wb.add(80));
-            let dmin = yd * f16_at(wb.add(82));
+            // [d yd, dmin yd] through memory, so that each is a broadcast load.
+            let mut dd = [0.0f32; 4];
+            _mm_storeu_ps(
+                dd.as_mut_ptr(),
+                _mm_mul_ps(f16x2(wb.add(80)), _mm_set1_ps(q8k_d(xb))),
+            );
             let sc = load16(wb);
             // Mins: Σ_g bsums[g] * (scales[g] >> 4).
             let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
             let bsums = load32(xb.add(Q8K_BSUMS));
             let summs = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, bsums));
-            acc_m = _mm256_fmadd_ps(_mm256_set1_ps(dmin), summs, acc_m);
+            acc_m = _mm256_fmadd_ps(_mm256_broadcast_ss(&dd[1]), summs, acc_m);
             // Scales (low nibbles) as i16: groups 0..8 in `s_lo`, 8..16 in `s_hi`.
             let s16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc, m4));
             let s_lo = _mm256_permute2x128_si256(s16, s16, 0x00);
@@ -713,7 +821,7 @@ unsafe fn dot_q2_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
                     sumi = _mm256_add_epi32(sumi, p);
                 }
             }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(sumi), acc);
+            acc = _mm256_fmadd_ps(_mm256_broadcast_ss(&dd[0]), _mm256_cvtepi32_ps(sumi), acc);
         }
         hsum_ps(_mm256_sub_ps(acc, acc_m))
     }
@@ -819,7 +927,7 @@ unsafe fn k4_min_sum(mins: __m128i, bsums: *const u8) -> __m128i {
 /// `w`: `nb` Q4_K blocks (144 bytes: d 0, dmin 2, scales 4, qs 16), `x`: `nb` Q8_K blocks;
 /// AVX2, FMA, F16C available.
 #[inline(always)]
-unsafe fn dot_q4_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
+pub(super) unsafe fn dot_q4_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
     // SAFETY: block `i` of `w` is bytes `144 i ..`, of `x` `292 i ..`; loads stay inside.
     unsafe {
         let m4 = _mm256_set1_epi8(0x0F);
@@ -866,7 +974,7 @@ unsafe fn dot_q4_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
 /// `w`: `nb` Q5_K blocks (176 bytes: d 0, dmin 2, scales 4, qh 16, qs 48), `x`: `nb` Q8_K
 /// blocks; AVX2, FMA, F16C available.
 #[inline(always)]
-unsafe fn dot_q5_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
+pub(super) unsafe fn dot_q5_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
     // SAFETY: block `i` of `w` is bytes `176 i ..`, of `x` `292 i ..`; loads stay inside.
     unsafe {
         let m4 = _mm256_set1_epi8(0x0F);

@@ -6,6 +6,102 @@
 
 use super::{Isa, Kernels};
 
+/// Generates [`DotRowsFn`](super::DotRowsFn)s for kernels that dot a *group* of weight rows
+/// against one activation row at once: `$dot::<R>(w: [*const u8; R], x: *const u8, nb) ->
+/// [f32; R]` (const generic `R`, any extra generic arguments given in the path). Rows go in
+/// groups of `$g`, the rest one at a time (`R = 1`); every kernel computes each row with the
+/// same arithmetic whatever `R` is, so a row's result does not depend on the grouping (and
+/// `dot_rows`, `vec_dot` and `matmul` agree bit for bit). With `features = "..."` the loop is
+/// compiled with those target features so the `#[inline(always)]` kernels inline with them.
+macro_rules! group_rows_fns {
+    (features = $feat:literal;
+     $($name:ident: $dot:ident $(:: <$($gen:tt),*>)?, $wb:expr, $xb:expr, group = $g:literal;)*) => {$(
+        /// Dot kernel over rows (see `DotRowsFn`).
+        ///
+        /// # Safety
+        /// The CPU must support the target features this module is compiled for.
+        pub(super) unsafe fn $name(
+            w: &[u8],
+            w_row_bytes: usize,
+            x: &[u8],
+            x_row_bytes: usize,
+            out: &mut [f32],
+            out_stride: usize,
+        ) {
+            /// The loop, with the kernel inlined under the target features.
+            ///
+            /// # Safety
+            /// The features are available; `w` holds `rows` rows of `wrb` bytes, `x` `n_x`
+            /// rows of `xrb` bytes, each `nb` blocks.
+            #[target_feature(enable = $feat)]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn run(
+                w: &[u8],
+                wrb: usize,
+                x: &[u8],
+                xrb: usize,
+                out: &mut [f32],
+                os: usize,
+                (nb, rows, n_x): (usize, usize, usize),
+            ) {
+                let mut r0 = 0;
+                while r0 + $g <= rows {
+                    for t in 0..n_x {
+                        // SAFETY: rows `r0 .. r0 + $g` of `w` and row `t` of `x` are in
+                        // bounds with `nb` blocks each (caller's contract); features on.
+                        let o = unsafe {
+                            $dot::<$($($gen,)*)? $g>(
+                                std::array::from_fn(|k| w.as_ptr().add((r0 + k) * wrb)),
+                                x.as_ptr().add(t * xrb),
+                                nb,
+                            )
+                        };
+                        for (k, v) in o.into_iter().enumerate() {
+                            out[(r0 + k) * os + t] = v;
+                        }
+                    }
+                    r0 += $g;
+                }
+                for r in r0..rows {
+                    for t in 0..n_x {
+                        // SAFETY: row `r` of `w` and row `t` of `x` are in bounds with `nb`
+                        // blocks each; features on.
+                        let [v] = unsafe {
+                            $dot::<$($($gen,)*)? 1>(
+                                [w.as_ptr().add(r * wrb)],
+                                x.as_ptr().add(t * xrb),
+                                nb,
+                            )
+                        };
+                        out[r * os + t] = v;
+                    }
+                }
+            }
+            let dims = $crate::kernels::check_rows(w, w_row_bytes, x, x_row_bytes, out, out_stride, $wb, $xb);
+            // SAFETY: lengths checked above; the caller guarantees the CPU features.
+            unsafe { run(w, w_row_bytes, x, x_row_bytes, out, out_stride, dims) }
+        }
+    )*};
+}
+
+/// Expands `$body` once for each `$r` in `0..R` (`R` a constant at most 8), so that per-row
+/// state indexed by `$r` stays in registers (a plain `for` loop over the rows is not always
+/// unrolled, which leaves the accumulators in memory).
+macro_rules! unroll_rows {
+    ($R:expr, |$r:ident| $body:block) => {
+        unroll_rows!(@ $R, $r, $body, 0 1 2 3 4 5 6 7)
+    };
+    (@ $R:expr, $r:ident, $body:block, $($n:literal)*) => {{
+        const { assert!($R <= 8, "unroll_rows! handles at most 8 rows") };
+        $(
+            if $n < $R {
+                let $r: usize = $n;
+                $body
+            }
+        )*
+    }};
+}
+
 mod avx2;
 mod avx512;
 
@@ -30,8 +126,117 @@ pub(super) fn table(isa: Isa) -> Option<&'static Kernels> {
         Isa::Avx2 if has_avx2() => Some(&avx2::AVX2),
         Isa::Avx512 if has_avx512() => Some(&avx512::AVX512),
         Isa::Avx512Vnni if has_avx512() && is_x86_feature_detected!("avx512vnni") => {
-            Some(&avx512::AVX512_VNNI)
+            Some(if is_x86_feature_detected!("gfni") {
+                &avx512::AVX512_VNNI_GFNI
+            } else {
+                &avx512::AVX512_VNNI
+            })
         }
         _ => None,
+    }
+}
+
+/// The SIMD kernels around every boundary of their loops: block counts across the AVX-512
+/// four-block and two-super-block steps and the AVX2 scale chunks (32 blocks, converted eight
+/// at a time), row counts across the row groups (8, 4) and the single rows after them, and
+/// several activation rows (as `matmul` calls them). Each output must be bit-identical to
+/// the same table's one-row `vec_dot` (a row's arithmetic never depends on its group) and
+/// within `1e-5 Σ |w| |x|` of the scalar reference.
+#[cfg(test)]
+mod tests {
+    use super::super::{Isa, Kernels, vec_dot_type};
+    use crate::GgmlType;
+    use crate::quant::{dequantize_row, quantize_row_ref};
+
+    /// splitmix64.
+    struct Rng(u64);
+    impl Rng {
+        fn f32(&mut self) -> f32 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+    }
+
+    fn quantized(t: GgmlType, n: usize, rng: &mut Rng) -> (Vec<u8>, Vec<f32>) {
+        let row: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+        let mut q = vec![0u8; t.bytes_for(n as u64).unwrap() as usize];
+        quantize_row_ref(t, &row, &mut q).unwrap();
+        let mut deq = vec![0.0f32; n];
+        dequantize_row(t, &q, &mut deq).unwrap();
+        (q, deq)
+    }
+
+    #[test]
+    fn every_loop_boundary() {
+        use GgmlType::*;
+        let mut tables: Vec<&Kernels> = [Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni]
+            .into_iter()
+            .filter_map(Kernels::for_isa)
+            .collect();
+        // The VNNI table without GFNI, which `for_isa` hands out only on CPUs without GFNI.
+        if super::has_avx512() && is_x86_feature_detected!("avx512vnni") {
+            tables.push(&super::avx512::AVX512_VNNI);
+        }
+        let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
+        let mut rng = Rng(42);
+        let legacy_nb: Vec<usize> = (1..=41).chain([63, 64, 65, 71]).collect();
+        let k_nb: Vec<usize> = (1..=7).collect();
+        for t in [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K] {
+            let act = vec_dot_type(t);
+            let nbs = if t.block_size() == 256 {
+                &k_nb
+            } else {
+                &legacy_nb
+            };
+            for &nb in nbs {
+                let n = nb * t.block_size();
+                let rows = if nb % 3 == 0 { 13 } else { 11 };
+                let (mut w, mut wd) = (Vec::new(), Vec::new());
+                for _ in 0..rows {
+                    let (q, d) = quantized(t, n, &mut rng);
+                    w.extend(q);
+                    wd.push(d);
+                }
+                let rb = w.len() / rows;
+                let n_x = 3;
+                let (mut x, mut xd) = (Vec::new(), Vec::new());
+                for _ in 0..n_x {
+                    let (q, d) = quantized(act, n, &mut rng);
+                    x.extend(q);
+                    xd.push(d);
+                }
+                let xrb = x.len() / n_x;
+                for k in &tables {
+                    let f = k.dot_fn(t).unwrap();
+                    let mut out = vec![f32::NAN; rows * n_x];
+                    // SAFETY: the table exists, so the CPU runs its ISA; the sizes match.
+                    unsafe { f(&w, rb, &x, xrb, &mut out, n_x) };
+                    for r in 0..rows {
+                        for j in 0..n_x {
+                            let (wr, xr) = (&w[r * rb..][..rb], &x[j * xrb..][..xrb]);
+                            let one = k.vec_dot(t, n, wr, xr).unwrap();
+                            let got = out[r * n_x + j];
+                            let isa = k.isa();
+                            assert_eq!(got.to_bits(), one.to_bits(), "{isa} {t} nb {nb} row {r}");
+                            let want = scalar.vec_dot(t, n, wr, xr).unwrap();
+                            let mag: f64 = wd[r]
+                                .iter()
+                                .zip(&xd[j])
+                                .map(|(a, b)| (*a as f64 * *b as f64).abs())
+                                .sum();
+                            let err = (got as f64 - want as f64).abs();
+                            assert!(
+                                err <= 1e-5 * mag + 1e-30,
+                                "{isa} {t} nb {nb} row {r}: {got} vs {want} (mag {mag})"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }
