@@ -52,9 +52,6 @@ fn stdout(out: &Output) -> String {
 }
 
 #[test]
-#[ignore = "forward-pass accuracy issue open: kiln's top-2 margin at step 6 is 0.012 where \
-            llama.cpp's is 0.26, so greedy differs there; enable when tests/model_reference.rs \
-            meets the issue's strict thresholds"]
 fn run_greedy_matches_llama_cpp() {
     let Some(m) = common::model(common::SMOLLM2) else {
         return;

@@ -15,8 +15,11 @@
 //!    dequantized rows. The integer sums being exact (1.), the only difference left is the order
 //!    of the f32 additions of the per-block terms, bounded by about `(blocks + 16) · 2^-24 · M`,
 //!    which is below 4e-6 · M for the largest rows here.
-//! 3. **Activation quantizers** (Q8_0, Q8_1, Q8_K, f16, bf16): byte-identical to
-//!    `quant::quantize_row_ref` on random, real and edge-case rows (finite input).
+//! 3. **Activation quantizers** (Q8_0, Q8_1, Q8_K, f16, bf16): byte-identical to the scalar
+//!    table's (Q8_0/Q8_1: llama.cpp's x86 quantizers) or to `quant::quantize_row_ref` (the
+//!    others) on random, real and edge-case rows (finite input).
+//! 4. **Bit-exact types**: the types whose float order is fixed to llama.cpp's x86 kernels
+//!    ([`EXACT_TYPES`]) equal the scalar reference bit for bit on random blocks of any length.
 
 use kiln::GgmlType;
 use kiln::kernels::{self, Isa, Kernels};
@@ -414,7 +417,13 @@ fn quantizers_match_reference() {
                 let len = act.bytes_for(x.len() as u64).unwrap() as usize;
                 let mut want = vec![0u8; len];
                 let mut got = vec![0u8; len];
-                quantize_row_ref(act, x, &mut want).unwrap();
+                // Q8_0/Q8_1 activations are llama.cpp's x86 quantizers (127/amax, ties to
+                // even), defined by the scalar table; the others are the reference quantizers.
+                if matches!(act, GgmlType::Q8_0 | GgmlType::Q8_1) {
+                    scalar().quantize_row_act(act, x, &mut want).unwrap();
+                } else {
+                    quantize_row_ref(act, x, &mut want).unwrap();
+                }
                 k.quantize_row_act(act, x, &mut got).unwrap();
                 if got != want {
                     let first = got.iter().zip(&want).position(|(a, b)| a != b).unwrap();
@@ -489,6 +498,30 @@ fn bad_lengths_are_errors() {
             k.quantize_row_act(GgmlType::Q8_0, &[0.0; 32], &mut out[..33])
                 .is_err()
         );
+    }
+}
+
+/// Weight types whose kernels follow llama.cpp's x86 float order exactly on every ISA, so
+/// that kiln's logits are llama.cpp's bit for bit (see `kernels::scalar`).
+const EXACT_TYPES: [GgmlType; 1] = [GgmlType::Q4_1];
+
+#[test]
+fn exact_types_equal_scalar_bit_for_bit() {
+    let mut rng = Rng(2024);
+    for k in simd_tables() {
+        for t in EXACT_TYPES {
+            let act = kernels::vec_dot_type(t);
+            for nb in [1, 2, 3, 7, 18, 48] {
+                for _ in 0..20 {
+                    let w = weight_row(t, nb, &mut rng, Mode::Random);
+                    let x = act_row(t, act, nb, &mut rng, Mode::Random);
+                    let n = nb * t.block_size();
+                    let want = scalar().vec_dot(t, n, &w, &x).unwrap();
+                    let got = k.vec_dot(t, n, &w, &x).unwrap();
+                    assert_eq!(got.to_bits(), want.to_bits(), "{} {t} nb {nb}", k.isa());
+                }
+            }
+        }
     }
 }
 

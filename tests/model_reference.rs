@@ -2,24 +2,24 @@
 //!
 //! Prompts come as token ids from the reference files, so these tests do not need the
 //! tokenizer. What is checked, per model over all its prompts:
-//! - at every prompt position where llama.cpp's top-1 leads its top-2 by >= `CONFIDENT_MARGIN`,
+//! - at every prompt position where llama.cpp's top-1 leads its top-2 by >= `confident_margin`,
 //!   kiln's top-1 is the same token;
-//! - kiln's top-1 equals llama.cpp's at >= `MIN_TOP1` of all positions;
-//! - the mean |Δ log-probability| of llama.cpp's top-1 token is <= `MAX_MEAN_DLOGPROB`;
+//! - kiln's top-1 equals llama.cpp's at >= `min_top1` of all positions;
+//! - the mean |Δ log-probability| of llama.cpp's top-1 token is <= `max_mean_dlogprob`;
 //! - the greedy continuation equals llama.cpp's for the first 16 tokens, or up to the first
-//!   near-tie (a step where llama.cpp's top-2 margin is < 0.1, or kiln's is < `KILN_NEAR_TIE`).
+//!   near-tie (a step where llama.cpp's top-2 margin is < 0.1, or kiln's is < `kiln_near_tie`).
 //!
-//! THESE ARE REGRESSION BOUNDS, NOT THE ISSUE'S TARGETS. The issue's checks are: top-1 equal
-//! at >= 99% of positions and at every position where llama.cpp leads by >= 0.5; mean |Δ| <=
-//! 0.03; greedy equal up to llama.cpp's own first near-tie. kiln does not meet them yet
-//! (measured: SmolLM2 95.8% / 0.049, Gemma 3 96.2% / 0.057), so the forward-pass issue stays
-//! open. The bounds below sit just above what kiln measures today, so that any regression
-//! fails; tighten them as the remaining arithmetic differences from ggml are found. The strict
-//! figures are printed with `--nocapture`. (An experiment suggested high sensitivity: moving
-//! kiln's RMSNorm mean by one ulp moved its own outputs by a mean |Δ| of 0.046 / 0.060. That is
-//! an open question to explain, not a reason to accept the gap: reproducing llama.cpp's
-//! flash-attention arithmetic exactly moved agreement by < 0.3 points, so the difference is
-//! probably elsewhere, e.g. in the matmul float summation order; compare layer by layer.)
+//! SmolLM2 is held to the issue's checks (top-1 equal at >= 99% of positions and wherever
+//! llama.cpp leads by >= 0.5, mean |Δ| <= 0.03, greedy equal up to llama.cpp's own first
+//! near-tie), and in fact to a far tighter bound: kiln reproduces llama.cpp's x86 arithmetic
+//! bit for bit on it (Q8 activations rounded as llama.cpp's x86 quantizer, the Q4_1 dot in its
+//! lane order, RoPE and SiLU rounded as its build computes them, its flash-attention paths), so
+//! the measured figures are 100% and 0.0000.
+//!
+//! Gemma 3 is not there yet (Q5_0/Q4_K/Q6_K/Q8_0 kernels and the batch paths llama.cpp picks
+//! for them still round differently; measured 95.8% / 0.050): its bounds are REGRESSION
+//! BOUNDS, not the issue's targets, and sit just below what kiln measures so that any
+//! regression fails. The strict figures are printed with `--nocapture`.
 
 mod common;
 
@@ -104,14 +104,35 @@ fn references(model_ref: &str) -> Vec<Reference> {
         .collect()
 }
 
-/// llama.cpp top-2 margin from which kiln must pick the same top-1 (noise swings reach ~1.2).
-const CONFIDENT_MARGIN: f32 = 1.5;
-/// Fraction of prompt positions whose top-1 must equal llama.cpp's (noise floor ~0.95).
-const MIN_TOP1: f64 = 0.94;
-/// Largest mean |Δ log-prob| of llama.cpp's top-1 token (noise floor ~0.05-0.06).
-const MAX_MEAN_DLOGPROB: f64 = 0.07;
-/// A greedy step where kiln's own top-2 margin is below this is a near-tie for kiln.
-const KILN_NEAR_TIE: f32 = 0.2;
+/// What a model's results must satisfy.
+struct Bounds {
+    /// llama.cpp top-2 margin from which kiln must pick the same top-1.
+    confident_margin: f32,
+    /// Fraction of prompt positions whose top-1 must equal llama.cpp's.
+    min_top1: f64,
+    /// Largest mean |Δ log-prob| of llama.cpp's top-1 token.
+    max_mean_dlogprob: f64,
+    /// A greedy step where kiln's own top-2 margin is below this is a near-tie for kiln too
+    /// (0: only llama.cpp's near-ties end the comparison, as the issue says).
+    kiln_near_tie: f32,
+}
+
+/// The issue's checks, with the log-prob bound tightened to what bit-exact arithmetic gives.
+const EXACT: Bounds = Bounds {
+    confident_margin: 0.5,
+    min_top1: 0.99,
+    max_mean_dlogprob: 0.005,
+    kiln_near_tie: 0.0,
+};
+
+/// Regression bounds for a model whose arithmetic still differs from llama.cpp's (noise floor
+/// ~0.95 / 0.05, swings of up to ~1.2 in the top-2 margin).
+const NOISY: Bounds = Bounds {
+    confident_margin: 1.5,
+    min_top1: 0.94,
+    max_mean_dlogprob: 0.07,
+    kiln_near_tie: 0.3,
+};
 
 fn argmax(x: &[f32]) -> u32 {
     let mut best = 0;
@@ -159,7 +180,7 @@ fn session(model: &Arc<Model>, kv: GgmlType, threads: usize, n_ctx: usize) -> Se
     Session::new(model.clone(), &opts).unwrap()
 }
 
-fn check_prompt(model: &Arc<Model>, r: &Reference, stats: &mut Stats) {
+fn check_prompt(model: &Arc<Model>, r: &Reference, b: &Bounds, stats: &mut Stats) {
     let n = r.prompt.len();
     let mut s = session(model, GgmlType::F16, 2, n + r.greedy.len() + 1);
     let mut last = Vec::new();
@@ -173,7 +194,7 @@ fn check_prompt(model: &Arc<Model>, r: &Reference, stats: &mut Stats) {
         }
         if mine == top[0].0 {
             local_agree += 1;
-        } else if top[0].1 - top[1].1 >= CONFIDENT_MARGIN {
+        } else if top[0].1 - top[1].1 >= b.confident_margin {
             stats.confident_misses.push(format!(
                 "{} pos {i}: kiln {mine} vs llama.cpp {} (llama.cpp margin {:.3}, kiln: {:.3} above llama.cpp's top-1)",
                 r.name,
@@ -205,7 +226,7 @@ fn check_prompt(model: &Arc<Model>, r: &Reference, stats: &mut Stats) {
     let mut got = Vec::new();
     let mut logits = last;
     for step in 0..limit {
-        if margin(&logits) < KILN_NEAR_TIE {
+        if margin(&logits) < b.kiln_near_tie {
             limit = step;
             break;
         }
@@ -232,14 +253,14 @@ fn check_prompt(model: &Arc<Model>, r: &Reference, stats: &mut Stats) {
     );
 }
 
-fn check_model(file: &str, model_ref: &str) {
+fn check_model(file: &str, model_ref: &str, b: &Bounds) {
     let Some(path) = common::model(file) else {
         return;
     };
     let model = Arc::new(Model::load(&path).unwrap());
     let mut stats = Stats::default();
     for r in references(model_ref) {
-        check_prompt(&model, &r, &mut stats);
+        check_prompt(&model, &r, b, &mut stats);
     }
     let agree = stats.top1_agree as f64 / stats.positions as f64;
     let mean_dlp = stats.sum_abs_dlogprob / stats.positions as f64;
@@ -257,19 +278,24 @@ fn check_model(file: &str, model_ref: &str) {
         "greedy mismatches: {:#?}",
         stats.greedy_failures
     );
-    assert!(agree >= MIN_TOP1, "top-1 agreement {agree:.4} < {MIN_TOP1}");
     assert!(
-        mean_dlp <= MAX_MEAN_DLOGPROB,
-        "mean |dlogprob| {mean_dlp:.4} > {MAX_MEAN_DLOGPROB}"
+        agree >= b.min_top1,
+        "top-1 agreement {agree:.4} < {}",
+        b.min_top1
+    );
+    assert!(
+        mean_dlp <= b.max_mean_dlogprob,
+        "mean |dlogprob| {mean_dlp:.4} > {}",
+        b.max_mean_dlogprob
     );
 }
 
 #[test]
 fn smollm2_matches_llama_cpp() {
-    check_model(common::SMOLLM2, common::SMOLLM2_REF);
+    check_model(common::SMOLLM2, common::SMOLLM2_REF, &EXACT);
 }
 
 #[test]
 fn gemma3_matches_llama_cpp() {
-    check_model(common::GEMMA3, common::GEMMA3_REF);
+    check_model(common::GEMMA3, common::GEMMA3_REF, &NOISY);
 }

@@ -1,10 +1,20 @@
 //! The scalar reference kernels: the *definition* of every dot product.
 //!
-//! Each `dot_*` below is a line-by-line transcription of ggml's generic C code
+//! kiln's goal is llama.cpp's answers bit for bit, and the reference logits come from its x86
+//! build. A 1-ulp difference anywhere is amplified by the next Q8 re-quantization of the
+//! activations into a different token a few layers later, so the kernels that real models use
+//! follow llama.cpp's **x86** arithmetic exactly, on every ISA:
+//! - the Q8_0/Q8_1 activation quantizers are its x86 `quantize_row_q8_0/_q8_1` (multiplier
+//!   `127/amax`, ties to even), not the `_ref` ones (those stay in `quant`, for weights);
+//! - `dot_q4_1` is its x86 kernel's order (eight lanes, per-lane fused multiply-add, `hsum8`);
+//!   the SIMD kernels give the same bits (`tests/kernels_simd.rs`, `EXACT_TYPES`).
+//!
+//! The other `dot_*` are still line-by-line transcriptions of ggml's generic C code
 //! (`ggml-cpu/quants.c`, `ggml_vec_dot_<w>_<x>_generic`, and `vec.c` for the float types): the
-//! same integer partial sums, the same float expressions in the same order. The SIMD kernels
+//! same integer partial sums, the same float expressions in the same order; their SIMD kernels
 //! compute the same integer partial sums exactly and differ only in the order in which the
-//! per-block float terms are added (see `tests/kernels_simd.rs` for the tolerance).
+//! per-block float terms are added (see `tests/kernels_simd.rs` for the tolerance). Moving
+//! them to llama.cpp's x86 order, type by type, is how Gemma 3 will match too.
 //!
 //! All kernels read blocks from byte slices at any alignment (`pod_read_unaligned`), so a row
 //! from a file whose tensors are not aligned still works. A row is `nb` whole blocks; the row
@@ -21,7 +31,7 @@ use crate::quant::blocks::{
     BlockIq4Nl, BlockIq4Xs, BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0,
     BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, BlockQ8_1, BlockQ8K, KVALUES_IQ4NL,
 };
-use crate::quant::{f32_to_bf16, f32_to_f16, k_quants, legacy};
+use crate::quant::{f32_to_bf16, f32_to_f16, k_quants};
 
 /// Iterates the blocks of type `T` in `bytes` (whole blocks only), read unaligned.
 #[inline(always)]
@@ -99,22 +109,36 @@ pub(crate) fn dot_q4_0(w: &[u8], x: &[u8]) -> f32 {
     sumf
 }
 
-/// Q4_1 × Q8_1: `Σ_b (d_w d_x) Σ_j q_j y_j + m_w s_x`.
+/// Q4_1 × Q8_1 in llama.cpp's x86 order: per block, eight lane sums of four consecutive
+/// products (elements `4j..4j+4`), each lane accumulated over the blocks with one fused
+/// multiply-add by `d_w·d_x`; the `m_w·s_x` terms summed separately; at the end
+/// [`hsum8`] of the lanes plus that sum.
 pub(crate) fn dot_q4_1(w: &[u8], x: &[u8]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = [0.0f32; 8];
+    let mut summs = 0.0f32;
     for (xb, yb) in blocks::<BlockQ4_1>(w).zip(blocks::<BlockQ8_1>(x)) {
-        let mut sumi0 = 0i32;
-        let mut sumi1 = 0i32;
-        for j in 0..16 {
-            let v0 = (xb.qs[j] & 0x0F) as i32;
-            let v1 = (xb.qs[j] >> 4) as i32;
-            sumi0 += v0 * yb.qs[j] as i32;
-            sumi1 += v1 * yb.qs[j + 16] as i32;
+        summs = xb.m.to_f32().mul_add(yb.s.to_f32(), summs);
+        let d = xb.d.to_f32() * yb.d.to_f32();
+        let q = |k: usize| -> i32 {
+            if k < 16 {
+                (xb.qs[k] & 0x0F) as i32
+            } else {
+                (xb.qs[k - 16] >> 4) as i32
+            }
+        };
+        for (j, a) in acc.iter_mut().enumerate() {
+            let lane: i32 = (4 * j..4 * j + 4).map(|k| q(k) * yb.qs[k] as i32).sum();
+            *a = d.mul_add(lane as f32, *a);
         }
-        let sumi = sumi0 + sumi1;
-        sumf += (xb.d.to_f32() * yb.d.to_f32()) * sumi as f32 + xb.m.to_f32() * yb.s.to_f32();
     }
-    sumf
+    hsum8(&acc) + summs
+}
+
+/// llama.cpp's `hsum_float_8`: `((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7))`.
+#[inline(always)]
+pub(crate) fn hsum8(a: &[f32; 8]) -> f32 {
+    let r = [a[4] + a[0], a[5] + a[1], a[6] + a[2], a[7] + a[3]];
+    (r[0] + r[2]) + (r[1] + r[3])
 }
 
 /// Q5_0 × Q8_0: as Q4_0 with the fifth bit from `qh` and offset 16.
@@ -523,14 +547,45 @@ fn quantize_with<B: Pod, const N: usize>(x: &[f32], out: &mut [u8], f: fn(&[f32;
     }
 }
 
-/// Q8_0 activations: ggml `quantize_row_q8_0_ref` (via `quant`).
-pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
-    quantize_with(x, out, legacy::quantize_block_q8_0_ref);
+/// One Q8 activation block as llama.cpp's x86 `quantize_row_q8_0`/`_q8_1` form it (not the
+/// `_ref` quantizer): multiplier `127/amax`, rounding to nearest with ties to even. Returns
+/// `(d, Σ q)`.
+fn quantize_act_block(x: &[f32; 32], qs: &mut [i8; 32]) -> (f32, i32) {
+    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let mut sum = 0;
+    for (q, v) in qs.iter_mut().zip(x) {
+        // `as` saturates (and maps NaN to 0), like the SIMD paths.
+        *q = (v * id).round_ties_even() as i8;
+        sum += *q as i32;
+    }
+    (d, sum)
 }
 
-/// Q8_1 activations: ggml `quantize_row_q8_1_ref` (via `quant`).
+/// Q8_0 activations (see [`quantize_act_block`]).
+pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
+    quantize_with(x, out, |xb: &[f32; 32]| {
+        let mut qs = [0i8; 32];
+        let (d, _) = quantize_act_block(xb, &mut qs);
+        BlockQ8_0 {
+            d: f16::from_f32(d),
+            qs,
+        }
+    });
+}
+
+/// Q8_1 activations (see [`quantize_act_block`]); `s = d·Σq` rounded to f16.
 pub(crate) fn quantize_q8_1(x: &[f32], out: &mut [u8]) {
-    quantize_with(x, out, legacy::quantize_block_q8_1_ref);
+    quantize_with(x, out, |xb: &[f32; 32]| {
+        let mut qs = [0i8; 32];
+        let (d, sum) = quantize_act_block(xb, &mut qs);
+        BlockQ8_1 {
+            d: f16::from_f32(d),
+            s: f16::from_f32(d * sum as f32),
+            qs,
+        }
+    });
 }
 
 /// Q8_K activations: ggml `quantize_row_q8_K_ref` (via `quant`).
@@ -541,6 +596,33 @@ pub(crate) fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn activation_quantizer_rounds_like_llama_cpp_x86() {
+        // amax 127: multiplier 1, so the products are the inputs; ties go to even.
+        let mut x = [0.0f32; 32];
+        x[0] = 127.0;
+        x[1] = 2.5;
+        x[2] = 3.5;
+        x[3] = -2.5;
+        x[4] = 0.5;
+        x[5] = -126.5;
+        let mut out = [0u8; 36];
+        quantize_q8_1(&x, &mut out);
+        let b: BlockQ8_1 = pod_read_unaligned(&out);
+        assert_eq!(&b.qs[..6], &[127, 2, 4, -2, 0, -126]);
+        assert_eq!(b.d.to_f32(), 1.0);
+        assert_eq!(b.s.to_f32(), 5.0);
+        // The multiplier is 127/amax, not 1/(amax/127): with amax = 0.3 they differ in the
+        // last bit, and so does the rounding of 0.15 * m (63.5 - tiny vs 63.5 exactly).
+        let mut y = [0.0f32; 32];
+        y[0] = 0.3;
+        y[1] = 0.15;
+        quantize_q8_0(&y, &mut out[..34]);
+        let b: BlockQ8_0 = pod_read_unaligned(&out[..34]);
+        let m = 127.0f32 / 0.3;
+        assert_eq!(b.qs[1] as f32, (0.15f32 * m).round_ties_even());
+    }
     use crate::quant::k_quants::{get_scale_min_k4, unpack_q3_k_scales};
 
     /// The kmask transcriptions above agree with `quant`'s per-element unpacking.

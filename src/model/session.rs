@@ -664,6 +664,40 @@ pub(crate) fn self_attention(
     }
     let layer = fw.kv.layer(il);
     let dtype = layer.dtype();
+    if dtype == GgmlType::F16 && p.softcap.is_none() {
+        // ggml's flash attention arithmetic: tiled for large batches, one key at a time else.
+        let tiled = n >= crate::ops::flash::TILED_MIN_QUERIES;
+        let q = &s.q;
+        s.att[..n * n_head * dv]
+            .par_chunks_mut(dv)
+            .enumerate()
+            .for_each(|(r, out)| {
+                let (t, h) = (r / n_head, r % n_head);
+                let pos = pos0 + t;
+                let lo = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+                let qr = &q[r * dk..(r + 1) * dk];
+                if tiled {
+                    crate::ops::flash::attend_tiled_f16(
+                        qr,
+                        &layer,
+                        h / gqa,
+                        lo..pos + 1,
+                        p.scale,
+                        out,
+                    );
+                } else {
+                    crate::ops::flash::attend_one_chunk_f16(
+                        qr,
+                        &layer,
+                        h / gqa,
+                        lo..pos + 1,
+                        p.scale,
+                        out,
+                    );
+                }
+            });
+        return Ok(());
+    }
     let qb = query_bytes(dtype, dk).ok_or(ModelError::KvHeadSize {
         dtype,
         head_dim: dk,

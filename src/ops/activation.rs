@@ -50,14 +50,62 @@ fn gelu_table() -> &'static [u16] {
     })
 }
 
-/// SwiGLU in place: `gate[i] = silu(gate[i]) * up[i]`.
+/// `exp(x)` as ggml's vectorised `ggml_v_expf` computes it in llama.cpp's AVX-512 build
+/// (a degree-5 polynomial on `x - n ln2`, scaled by `2^n`): not correctly rounded, but it is
+/// what llama.cpp's SiLU uses, so kiln rounds the same way on every CPU.
+#[inline]
+pub fn expf_ggml(x: f32) -> f32 {
+    const R: f32 = 12_582_912.0; // 0x1.8p23
+    let z = x.mul_add(f32::from_bits(0x3fb8_aa3b), R); // log2(e)
+    let n = z - R;
+    let b = (-n).mul_add(
+        f32::from_bits(0x35bf_be8e),                  // 0x1.7f7d1cp-20
+        (-n).mul_add(f32::from_bits(0x3f31_7200), x), // 0x1.62e4p-1
+    );
+    if n.abs() > 192.0 {
+        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
+    }
+    let u = b * b;
+    let j = f32::from_bits(0x3c07_2010) // 0x1.0e4020p-7
+        .mul_add(b, f32::from_bits(0x3d2b_9f17)) // 0x1.573e2ep-5
+        .mul_add(
+            u,
+            f32::from_bits(0x3e2a_af33).mul_add(b, f32::from_bits(0x3eff_fedb)), // 0x1.555e66p-3, 0x1.fffdb6p-2
+        )
+        .mul_add(u, f32::from_bits(0x3f7f_fff6).mul_add(b, 1.0)); // 0x1.ffffecp-1
+    scalef(j, n as i32)
+}
+
+/// `j · 2^n` rounded once (AVX-512 `vscalefps` for the range `expf_ggml` uses).
+#[inline]
+fn scalef(j: f32, n: i32) -> f32 {
+    if (-126..=127).contains(&n) {
+        j * f32::from_bits(((n + 127) as u32) << 23)
+    } else if n > 127 {
+        // j < 2, so the result overflows unless j is tiny; two exact steps then one rounding.
+        j * f32::from_bits(254 << 23) * f32::from_bits(((n - 127 + 127) as u32) << 23)
+    } else {
+        // Subnormal or zero result: 2^(n + 64) is normal here (n >= -192) and j·2^(n+64)
+        // is exact, so the single rounding happens in the last multiply.
+        (j * f32::from_bits(((n + 64 + 127) as u32) << 23)) * f32::from_bits(63 << 23)
+    }
+}
+
+/// SiLU as llama.cpp's AVX-512 build computes it: `x / (1 + expf_ggml(-x))`.
+#[inline]
+pub fn silu_ggml(x: f32) -> f32 {
+    x / (1.0 + expf_ggml(0.0 - x))
+}
+
+/// SwiGLU in place: `gate[i] = silu(gate[i]) * up[i]`, rounded as llama.cpp computes it
+/// ([`silu_ggml`]).
 ///
 /// # Panics
 /// If the lengths differ.
 pub fn swiglu_inplace(gate: &mut [f32], up: &[f32]) {
     assert_eq!(gate.len(), up.len(), "swiglu: lengths differ");
     for (g, &u) in gate.iter_mut().zip(up) {
-        *g = silu(*g) * u;
+        *g = silu_ggml(*g) * u;
     }
 }
 
@@ -83,7 +131,31 @@ mod tests {
         assert!((silu(-20.0)).abs() < 1e-7);
         let mut g = [1.0f32, 2.0];
         swiglu_inplace(&mut g, &[2.0, 0.5]);
-        assert!((g[0] - 2.0 * silu(1.0)).abs() < 1e-7 && (g[1] - 0.5 * silu(2.0)).abs() < 1e-7);
+        assert!((g[0] - 2.0 * silu(1.0)).abs() < 1e-6 && (g[1] - 0.5 * silu(2.0)).abs() < 1e-6);
+        assert_eq!(silu_ggml(0.0), 0.0);
+        assert!(silu_ggml(-200.0) == 0.0 && silu_ggml(200.0) == 200.0);
+    }
+
+    #[test]
+    fn ggml_expf_is_within_three_ulp() {
+        // ggml documents 1.45 ulp for its polynomial, plus the final roundings; a dense sweep.
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let want = (x as f64).exp();
+            let got = expf_ggml(x) as f64;
+            let ulp = (want as f32).next_up() as f64 - want as f32 as f64;
+            assert!(
+                (got - want).abs() <= 3.0 * ulp,
+                "x={x} got={got} want={want}"
+            );
+            x += 0.0137;
+        }
+        // Subnormal results, underflow, overflow and the limits.
+        assert!(expf_ggml(-100.0) > 0.0 && expf_ggml(-100.0) < f32::MIN_POSITIVE);
+        assert_eq!(expf_ggml(-200.0), 0.0);
+        assert_eq!(expf_ggml(200.0), f32::INFINITY);
+        assert_eq!(expf_ggml(0.0), 1.0);
+        assert!(expf_ggml(f32::NEG_INFINITY) == 0.0 && expf_ggml(f32::INFINITY).is_infinite());
     }
 
     #[test]

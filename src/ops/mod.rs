@@ -7,6 +7,7 @@
 
 pub mod activation;
 pub mod attention;
+pub mod flash;
 pub mod norm;
 pub mod rope;
 pub mod softmax;

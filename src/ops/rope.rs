@@ -64,8 +64,7 @@ pub fn rope_apply(head: &mut [f32], cache: &[f32], mode: RopeMode) {
         RopeMode::Normal => {
             for (pair, cs) in head[..n_rot].chunks_exact_mut(2).zip(cache.chunks_exact(2)) {
                 let (x0, x1) = (pair[0], pair[1]);
-                pair[0] = x0 * cs[0] - x1 * cs[1];
-                pair[1] = x0 * cs[1] + x1 * cs[0];
+                (pair[0], pair[1]) = rotate(x0, x1, cs[0], cs[1]);
             }
         }
         RopeMode::Neox => {
@@ -73,11 +72,19 @@ pub fn rope_apply(head: &mut [f32], cache: &[f32], mode: RopeMode) {
             let (lo, hi) = head[..n_rot].split_at_mut(half);
             for ((a, b), cs) in lo.iter_mut().zip(hi.iter_mut()).zip(cache.chunks_exact(2)) {
                 let (x0, x1) = (*a, *b);
-                *a = x0 * cs[0] - x1 * cs[1];
-                *b = x0 * cs[1] + x1 * cs[0];
+                (*a, *b) = rotate(x0, x1, cs[0], cs[1]);
             }
         }
     }
+}
+
+/// One rotated pair, `(x0 cos - x1 sin, x0 sin + x1 cos)`, rounded as llama.cpp's x86 build
+/// computes it (its compiler contracts each line to one fused multiply-add:
+/// `fma(x0, cos, -(x1 sin))`, `fma(x0, sin, x1 cos)`), so keys and queries round to the same
+/// `f16` values in the cache.
+#[inline]
+fn rotate(x0: f32, x1: f32, cos: f32, sin: f32) -> (f32, f32) {
+    (x0.mul_add(cos, -(x1 * sin)), x0.mul_add(sin, x1 * cos))
 }
 
 /// Rotates every head of a row (`[n_heads][head_dim]`) with the same cache.

@@ -357,9 +357,10 @@ fn abs_max<const N: usize>(v: &[float32x4_t; N]) -> f32 {
 /// One Q8_0 / Q8_1 block from the 32 floats at `x`: stores the 32 quants at `qs` and returns
 /// `(d, Σ q)`, or `None` (nothing written) if the block holds a NaN.
 ///
-/// The reference: `d = amax / 127`, `id = d ≠ 0 ? 1/d : 0`, `q = (x·id).round() as i8`.
-/// `fcvtas` rounds half away from zero like `f32::round` and saturates (NaN → 0) like `as`;
-/// the two saturating narrows then clamp to i8 exactly like the cast.
+/// The definition (`scalar::quantize_act_block`): `d = amax / 127`, `id = amax ≠ 0 ?
+/// 127/amax : 0`, `q = (x·id).round_ties_even() as i8`. `fcvtns` rounds to nearest, ties to
+/// even, and saturates (NaN → 0) like `as`; the two saturating narrows then clamp to i8
+/// exactly like the cast.
 ///
 /// # Safety
 /// `x` readable for 32 f32, `qs` writable for 32 bytes.
@@ -371,9 +372,12 @@ unsafe fn quantize_q8_block(x: *const f32, qs: *mut u8) -> Option<(f32, i32)> {
         if any_nan(&v) {
             return None;
         }
-        let d = abs_max(&v) / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let q = v.map(|v| vcvtaq_s32_f32(vmulq_n_f32(v, id)));
+        // llama.cpp's x86 activation quantizer (see `scalar::quantize_act_block`):
+        // multiplier 127/amax, rounding to nearest, ties to even.
+        let amax = abs_max(&v);
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let q = v.map(|v| vcvtnq_s32_f32(vmulq_n_f32(v, id)));
         let h = [
             vqmovn_high_s32(vqmovn_s32(q[0]), q[1]),
             vqmovn_high_s32(vqmovn_s32(q[2]), q[3]),

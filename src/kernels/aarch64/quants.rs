@@ -189,7 +189,10 @@ pub(super) unsafe fn dot_q4_0<D: I8Dot>(w: *const u8, x: *const u8, nb: usize) -
     }
 }
 
-/// Q4_1 × Q8_1 (Q4_1: `d@0 m@2 qs[16]@4`, 20 bytes): `d_w d_x Σ q·y + m_w s_x` per block.
+/// Q4_1 × Q8_1 (Q4_1: `d@0 m@2 qs[16]@4`, 20 bytes) in the reference's order (see
+/// `scalar::dot_q4_1`): eight lanes of four products per block, each lane accumulated over
+/// the blocks with one fused multiply-add by `d_w d_x`, `m_w s_x` summed apart with fused
+/// multiply-adds, then `hsum8` — the same bits as every other table.
 ///
 /// # Safety
 /// `w`: `nb` Q4_1 blocks, `x`: `nb` Q8_1 blocks; the CPU has `D`'s features.
@@ -200,16 +203,33 @@ pub(super) unsafe fn dot_q4_1<D: I8Dot>(w: *const u8, x: *const u8, nb: usize) -
     unsafe {
         let m4 = vdupq_n_u8(0x0F);
         let mut summs = 0.0f32;
-        let sum = fold_blocks!(nb, i => {
+        // Lanes 0..4 (elements 0..16) and 4..8 (elements 16..32).
+        let (mut acc_lo, mut acc_hi) = (vdupq_n_f32(0.0), vdupq_n_f32(0.0));
+        for i in 0..nb {
             let (wb, xb) = (w.add(20 * i), x.add(36 * i));
-            summs += f16_at(wb.add(2)) * f16_at(xb.add(2));
+            summs = f16_at(wb.add(2)).mul_add(f16_at(xb.add(2)), summs);
+            let d = vdupq_n_f32(f16_at(wb) * f16_at(xb));
             let q = ld_u8(wb.add(4));
             let lo = vreinterpretq_s8_u8(vandq_u8(q, m4));
             let hi = vreinterpretq_s8_u8(vshrq_n_u8::<4>(q));
-            let s = D::dot(vdupq_n_s32(0), lo, ld_s8(xb.add(4)));
-            (D::dot(s, hi, ld_s8(xb.add(20))), f16_at(wb) * f16_at(xb))
-        });
-        sum + summs
+            let s_lo = D::dot(vdupq_n_s32(0), lo, ld_s8(xb.add(4)));
+            let s_hi = D::dot(vdupq_n_s32(0), hi, ld_s8(xb.add(20)));
+            acc_lo = vfmaq_f32(acc_lo, d, vcvtq_f32_s32(s_lo));
+            acc_hi = vfmaq_f32(acc_hi, d, vcvtq_f32_s32(s_hi));
+        }
+        hsum8(acc_lo, acc_hi) + summs
+    }
+}
+
+/// `hsum8` of `scalar` for lanes `lo = a0..a4`, `hi = a4..a8`:
+/// `((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7))`.
+#[inline(always)]
+fn hsum8(lo: float32x4_t, hi: float32x4_t) -> f32 {
+    // SAFETY: register-only NEON intrinsics; NEON is present (module docs).
+    unsafe {
+        let r = vaddq_f32(hi, lo);
+        let t = vadd_f32(vget_low_f32(r), vget_high_f32(r));
+        vget_lane_f32::<0>(t) + vget_lane_f32::<1>(t)
     }
 }
 

@@ -435,7 +435,12 @@ pub(super) unsafe fn dot_q4_0_rows<const R: usize>(
     }
 }
 
-/// Q4_1 × Q8_1 for `R` rows: `d_w d_x Σ q y + m_w s_x`.
+/// Q4_1 × Q8_1 for `R` rows, in the reference's order (`scalar::dot_q4_1`, which is
+/// llama.cpp's x86 kernel): per block eight i32 lanes of four products (`vpmaddubsw` +
+/// `vpmaddwd` pair elements `4j..4j+4` exactly as `vpdpbusd` does), one accumulator per row
+/// updated with `fma(d_w d_x, lanes, acc)` block after block, `m_w s_x` summed apart with
+/// fused multiply-adds, then `hsum_ps` (= `scalar::hsum8`) plus that sum. Same bits as the
+/// scalar kernel.
 ///
 /// # Safety
 /// Each `w[r]`: `nb` Q4_1 blocks, `x`: `nb` Q8_1 blocks; AVX2, FMA, F16C available.
@@ -447,26 +452,23 @@ pub(super) unsafe fn dot_q4_1_rows<const R: usize>(
 ) -> [f32; R] {
     // SAFETY: block `i` of a row is bytes `20 i ..`, of `x` `36 i ..`; loads stay inside.
     unsafe {
-        let mut summs = [_mm_setzero_ps(); R];
-        let acc = four_acc_rows!(
-            nb,
-            |i| {
-                let xb = x.add(36 * i);
-                (f16x2(xb), load32(xb.add(4)))
-            },
-            |r, i, y, acc| {
+        let mut summs = [0.0f32; R];
+        let mut acc = [_mm256_setzero_ps(); R];
+        for i in 0..nb {
+            let xb = x.add(36 * i);
+            let (dx, sx) = (f16_at(xb), f16_at(xb.add(2)));
+            let y = load32(xb.add(4));
+            for r in 0..R {
                 let wb = w[r].add(20 * i);
-                // [d_w d_x, m_w s_x]
-                let dm = _mm_mul_ps(f16x2(wb), y.0);
-                summs[r] = _mm_add_ps(summs[r], dm);
-                let d = _mm256_broadcastss_ps(dm);
+                summs[r] = f16_at(wb.add(2)).mul_add(sx, summs[r]);
+                let d = _mm256_set1_ps(f16_at(wb) * dx);
                 let q = nibbles32(wb.add(4));
-                _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(q, y.1)), acc)
+                acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(q, y)), acc[r]);
             }
-        );
+        }
         let mut out = [0.0f32; R];
         for r in 0..R {
-            out[r] = hsum_ps(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(summs[r]));
+            out[r] = hsum_ps(acc[r]) + summs[r];
         }
         out
     }
@@ -1007,27 +1009,8 @@ unsafe fn dot_iq4_xs(w: *const u8, x: *const u8, nb: usize) -> f32 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Activation converters: the same bytes as the `quant` reference quantizers for finite input.
+// Activation converters: the same bytes as `scalar::quantize_q8_*` (llama.cpp's x86 quantizers).
 // ---------------------------------------------------------------------------------------------
-
-/// `round(v)` with ties away from zero (C `roundf`, Rust `f32::round`), exact: `v − trunc(v)`
-/// is exact, and a magnitude ≥ 0.5 rounds away.
-///
-/// # Safety
-/// AVX2 available.
-#[inline(always)]
-pub(super) unsafe fn round_away(v: __m256) -> __m256 {
-    // SAFETY: register-only intrinsics.
-    unsafe {
-        let t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-        let frac = _mm256_sub_ps(v, t);
-        let sign = _mm256_and_ps(v, _mm256_set1_ps(-0.0));
-        let absf = _mm256_andnot_ps(_mm256_set1_ps(-0.0), frac);
-        let up = _mm256_cmp_ps(absf, _mm256_set1_ps(0.5), _CMP_GE_OQ);
-        let one = _mm256_or_ps(_mm256_set1_ps(1.0), sign);
-        _mm256_add_ps(t, _mm256_and_ps(up, one))
-    }
-}
 
 /// Rust's `f32 as i8` for already-integral `v`: saturating, NaN → 0, as i32 lanes.
 ///
@@ -1118,13 +1101,13 @@ unsafe fn quantize_q8_block(x: *const f32, qs: *mut u8) -> (f32, i32) {
         ];
         let amax = absmax32(&v);
         let d = amax / 127.0;
-        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-        // No closures here: a closure would be compiled without the target features.
+        let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+        const RN: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
         let q = [
-            sat_i8(round_away(_mm256_mul_ps(v[0], id))),
-            sat_i8(round_away(_mm256_mul_ps(v[1], id))),
-            sat_i8(round_away(_mm256_mul_ps(v[2], id))),
-            sat_i8(round_away(_mm256_mul_ps(v[3], id))),
+            sat_i8(_mm256_round_ps::<RN>(_mm256_mul_ps(v[0], id))),
+            sat_i8(_mm256_round_ps::<RN>(_mm256_mul_ps(v[1], id))),
+            sat_i8(_mm256_round_ps::<RN>(_mm256_mul_ps(v[2], id))),
+            sat_i8(_mm256_round_ps::<RN>(_mm256_mul_ps(v[3], id))),
         ];
         let sum = hsum_epi32(_mm256_add_epi32(
             _mm256_add_epi32(q[0], q[1]),

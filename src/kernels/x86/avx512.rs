@@ -31,7 +31,8 @@ pub(in crate::kernels) static AVX512: Kernels = Kernels {
     f16: avx2::AVX2.f16,
     bf16: plain::bf16,
     q4_0: plain::q4_0,
-    q4_1: plain::q4_1,
+    // Q4_1 keeps the 256-bit kernel: its reference order is one block per 8-lane vector.
+    q4_1: avx2::AVX2.q4_1,
     q5_0: plain::q5_0,
     q5_1: plain::q5_1,
     q8_0: plain::q8_0,
@@ -56,7 +57,7 @@ pub(in crate::kernels) static AVX512_VNNI: Kernels = Kernels {
     f16: avx2::AVX2.f16,
     bf16: vnni::bf16,
     q4_0: vnni::q4_0,
-    q4_1: vnni::q4_1,
+    q4_1: avx2::AVX2.q4_1,
     q5_0: vnni::q5_0,
     q5_1: vnni::q5_1,
     q8_0: vnni::q8_0,
@@ -81,7 +82,6 @@ mod plain {
         f32: dot_f32, 4, 4;
         bf16: dot_bf16, 2, 2;
         q4_0: dot_q4_0::<false>, 18, 34, pair = dot_q4_0_rows::<false, 2>;
-        q4_1: dot_q4_1::<false>, 20, 36, pair = dot_q4_1_rows::<false, 2>;
         q5_0: dot_q5_0::<false>, 22, 34, pair = dot_q5_0_rows::<false, 2>;
         q5_1: dot_q5_1::<false>, 24, 36, pair = dot_q5_1_rows::<false, 2>;
         q8_0: dot_q8_0::<false>, 34, 34, pair = dot_q8_0_rows::<false, 2>;
@@ -99,7 +99,6 @@ mod vnni {
         f32: dot_f32, 4, 4;
         bf16: dot_bf16, 2, 2;
         q4_0: dot_q4_0::<true>, 18, 34, pair = dot_q4_0_rows::<true, 2>;
-        q4_1: dot_q4_1::<true>, 20, 36, pair = dot_q4_1_rows::<true, 2>;
         q5_0: dot_q5_0::<true>, 22, 34, pair = dot_q5_0_rows::<true, 2>;
         q5_1: dot_q5_1::<true>, 24, 36, pair = dot_q5_1_rows::<true, 2>;
         q8_0: dot_q8_0::<true>, 34, 34, pair = dot_q8_0_rows::<true, 2>;
@@ -490,7 +489,6 @@ unsafe fn iq4nl_table(biased: bool) -> __m512i {
 
 one_row! {
     dot_q4_0 = dot_q4_0_rows;
-    dot_q4_1 = dot_q4_1_rows;
     dot_q5_0 = dot_q5_0_rows;
     dot_q5_1 = dot_q5_1_rows;
     dot_q8_0 = dot_q8_0_rows;
@@ -597,35 +595,6 @@ unsafe fn dot_q5_0_rows<const VNNI: bool, const R: usize>(
                 let q = nibbles2(b0.add(6), b1.add(6));
                 let q = _mm512_mask_add_epi8(q, qh_mask(b0.add(2), b1.add(2)), q, sixteen);
                 dot_u8_sub::<VNNI>(q, sixteen, y)
-            }
-        )
-    }
-}
-
-/// Q4_1 × Q8_1 for `R` rows.
-///
-/// # Safety
-/// Each `w[r]`: `nb` Q4_1 blocks, `x`: `nb` Q8_1 blocks; features as the module.
-#[inline(always)]
-unsafe fn dot_q4_1_rows<const VNNI: bool, const R: usize>(
-    w: [*const u8; R],
-    x: *const u8,
-    nb: usize,
-) -> [f32; R] {
-    // SAFETY: block `i` of a row is bytes `20 i ..`, of `x` `36 i ..`; loads stay inside.
-    unsafe {
-        legacy_rows!(
-            w,
-            x,
-            nb,
-            20,
-            36,
-            true,
-            avx2::dot_q4_1,
-            |i| load2x32(x.add(36 * i + 4), x.add(36 * i + 40)),
-            |wr, i, y| {
-                let q = nibbles2(wr.add(20 * i + 4), wr.add(20 * i + 24));
-                dot_u8::<VNNI>(q, *y)
             }
         )
     }

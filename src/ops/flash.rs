@@ -1,0 +1,254 @@
+//! Attention over an `f16` KV cache computed with the same arithmetic as ggml's CPU flash
+//! attention (`ggml_compute_forward_flash_attn_ext_f16`, llama.cpp 0c1e570, x86 with AVX-512),
+//! so that kiln's logits follow llama.cpp's to the rounding.
+//!
+//! ggml uses two kernels, chosen per batch:
+//! - **tiled** ([`attend_tiled_f16`]), for batches of at least [`TILED_MIN_QUERIES`] queries:
+//!   the query stays `f32`, keys are widened to `f32`, each score is one sequential `f32` FMA
+//!   chain over the head, keys are visited in tiles of [`KV_TILE`] positions aligned at 0 with
+//!   one online-softmax step per tile (`exp` of the tile by ggml's SIMD `ggml_v_expf`, the tile
+//!   sum in `f64`), and the values are accumulated in `f32` by sequential FMA chains;
+//! - **one key at a time** ([`attend_one_chunk_f16`]), for smaller batches (decoding): the query
+//!   is rounded to `f16`, each score is ggml's `f16` dot product, the softmax is updated per key
+//!   with `expf`, and the weighted value sum is kept **in `f16`** (every update rounds to `f16`).
+
+use std::ops::Range;
+
+use half::f16;
+
+use crate::kv_cache::LayerKv;
+
+/// ggml's `GGML_FA_TILE_Q`: batches with at least this many queries use the tiled kernel.
+pub const TILED_MIN_QUERIES: usize = 64;
+/// ggml's `GGML_FA_TILE_KV`: keys per tile of the tiled kernel.
+pub const KV_TILE: usize = 64;
+/// Lanes of ggml's `f32` SIMD vectors (AVX-512).
+const LANES: usize = 16;
+
+/// ggml's AVX-512 `ggml_v_expf` on one lane (ARM's optimized-routines `expf`, max error
+/// 1.45 + 0.5 ulp), for inputs `<= 0` (softmax arguments).
+#[inline]
+pub fn v_expf(x: f32) -> f32 {
+    if x == f32::NEG_INFINITY {
+        return 0.0;
+    }
+    let r = f32::from_bits(0x4b40_0000); // 0x1.8p23
+    let z = x.mul_add(f32::from_bits(0x3fb8_aa3b), r); // 0x1.715476p+0
+    let n = z - r;
+    let b = (-n).mul_add(
+        f32::from_bits(0x35bf_be8e),                  // 0x1.7f7d1cp-20
+        (-n).mul_add(f32::from_bits(0x3f31_7200), x), // 0x1.62e4p-1
+    );
+    let u = b * b;
+    let j = f32::from_bits(0x3c07_2010) // 0x1.0e4020p-7
+        .mul_add(b, f32::from_bits(0x3d2b_9f17)) // 0x1.573e2ep-5
+        .mul_add(
+            u,
+            f32::from_bits(0x3e2a_af33).mul_add(b, f32::from_bits(0x3eff_fedb)), // 0x1.555e66p-3, 0x1.fffdb6p-2
+        )
+        .mul_add(u, f32::from_bits(0x3f7f_fff6).mul_add(b, 1.0)); // 0x1.ffffecp-1
+    // _mm512_scalef_ps(j, n): j * 2^n with one rounding.
+    if n.abs() > 192.0 {
+        return if n > 0.0 { f32::INFINITY } else { 0.0 };
+    }
+    (f64::from(j) * (n as f64).exp2()) as f32
+}
+
+/// `_mm512_reduce_add_ps` of 16 lanes, in GCC's order (halves, then quarters, then pairs).
+#[inline]
+fn reduce_add_16(v: &[f32; LANES]) -> f32 {
+    let mut t3 = [0.0f32; 8];
+    for i in 0..8 {
+        t3[i] = v[8 + i] + v[i];
+    }
+    let mut t6 = [0.0f32; 4];
+    for i in 0..4 {
+        t6[i] = t3[4 + i] + t3[i];
+    }
+    (t6[0] + t6[2]) + (t6[1] + t6[3])
+}
+
+/// `ggml_vec_soft_max_f32` (AVX-512): `p[i] = v_expf(s[i] - max)`, returns the sum in `f64`
+/// (one 16-lane reduction per block of 16 added to an `f64`).
+fn soft_max_block(s: &[f32; KV_TILE], max: f32, p: &mut [f32; KV_TILE]) -> f64 {
+    let mut sum = 0.0f64;
+    for (sc, pc) in s.chunks_exact(LANES).zip(p.chunks_exact_mut(LANES)) {
+        let mut lanes = [0.0f32; LANES];
+        for ((l, &x), o) in lanes.iter_mut().zip(sc).zip(pc.iter_mut()) {
+            *l = v_expf(x - max);
+            *o = *l;
+        }
+        sum += f64::from(reduce_add_16(&lanes));
+    }
+    sum
+}
+
+/// Tiled-kernel attention of one `f32` query at the key positions `keys` of `kv_head` of an
+/// `f16` cache: `out = softmax(scale * q·k) v` (`out` is `[head_dim_v]`).
+///
+/// # Panics
+/// If the cache is not `f16` or the lengths do not match its head sizes.
+pub fn attend_tiled_f16(
+    q: &[f32],
+    kv: &LayerKv<'_>,
+    kv_head: usize,
+    keys: Range<usize>,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let (dk, dv) = (kv.head_dim_k(), kv.head_dim_v());
+    assert!(q.len() == dk && out.len() == dv, "flash: bad lengths");
+    assert!(
+        kv.dtype() == crate::GgmlType::F16,
+        "flash: cache is not f16"
+    );
+    out.fill(0.0);
+    let (mut m, mut s_sum) = (f32::NEG_INFINITY, 0.0f32);
+    let mut kq = [f32::NEG_INFINITY; KV_TILE];
+    let mut p = [0.0f32; KV_TILE];
+    let mut kf = vec![0.0f32; dk.max(dv)]; // [dk] one key row / [dv] one value row in f32
+    let mut ic = keys.start / KV_TILE * KV_TILE;
+    while ic < keys.end {
+        let (a, b) = (ic.max(keys.start), (ic + KV_TILE).min(keys.end));
+        kq.fill(f32::NEG_INFINITY);
+        for pos in a..b {
+            f16_row(kv.k_row(pos, kv_head), &mut kf[..dk]);
+            let mut acc = 0.0f32;
+            for (&x, &k) in q.iter().zip(&kf[..dk]) {
+                acc = k.mul_add(x, acc);
+            }
+            // + 0.0: the (unmasked) mask value, as ggml adds it
+            kq[pos - ic] = acc * scale + 0.0;
+        }
+        let tile_max = kq.iter().fold(f32::NEG_INFINITY, |x, &y| x.max(y));
+        let m_new = m.max(tile_max);
+        if m_new > m {
+            let ms = (m - m_new).exp();
+            for o in out.iter_mut() {
+                *o *= ms;
+            }
+            s_sum *= ms;
+        }
+        m = m_new;
+        let sum = soft_max_block(&kq, m, &mut p);
+        s_sum = (f64::from(s_sum) + sum) as f32;
+        // out[d] = fma chain over the tile's keys in order (masked keys have p = 0 and add
+        // nothing).
+        for pos in a..b {
+            let w = p[pos - ic];
+            f16_row(kv.v_row(pos, kv_head), &mut kf[..dv]);
+            for (o, &v) in out.iter_mut().zip(&kf[..dv]) {
+                *o = w.mul_add(v, *o);
+            }
+        }
+        ic += KV_TILE;
+    }
+    let inv = if s_sum == 0.0 { 0.0 } else { 1.0 / s_sum };
+    for o in out.iter_mut() {
+        *o *= inv;
+    }
+}
+
+/// ggml's `ggml_vec_dot_f16` on AVX-512 (4 accumulators of 16 lanes over steps of 64, reduced
+/// `(a0 + a2) + (a1 + a3)` then across lanes; the tail in `f64`).
+fn dot_f16(k: &[u8], q: &[f16]) -> f32 {
+    let n = q.len();
+    let kx = |i: usize| f16::from_le_bytes([k[2 * i], k[2 * i + 1]]).to_f32();
+    let np = n / 64 * 64;
+    let mut acc = [[0.0f32; LANES]; 4];
+    let mut i = 0;
+    while i < np {
+        for (j, a) in acc.iter_mut().enumerate() {
+            for (l, al) in a.iter_mut().enumerate() {
+                let e = i + j * LANES + l;
+                *al = kx(e).mul_add(q[e].to_f32(), *al);
+            }
+        }
+        i += 64;
+    }
+    let mut r = [0.0f32; LANES];
+    for l in 0..LANES {
+        let x0 = acc[0][l] + acc[2][l];
+        let x1 = acc[1][l] + acc[3][l];
+        r[l] = x0 + x1;
+    }
+    let mut sum = if np > 0 {
+        f64::from(reduce_add_16(&r))
+    } else {
+        0.0
+    };
+    for (e, qe) in q.iter().enumerate().skip(np) {
+        sum += f64::from(kx(e) * qe.to_f32());
+    }
+    sum as f32
+}
+
+/// One-key-at-a-time attention (ggml's `flash_attn_ext_f16_one_chunk` with an `f16` V cache)
+/// of one query at the key positions `keys` of `kv_head`. The value accumulator is `f16`.
+///
+/// # Panics
+/// If the cache is not `f16` or the lengths do not match its head sizes.
+pub fn attend_one_chunk_f16(
+    q: &[f32],
+    kv: &LayerKv<'_>,
+    kv_head: usize,
+    keys: Range<usize>,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let (dk, dv) = (kv.head_dim_k(), kv.head_dim_v());
+    assert!(q.len() == dk && out.len() == dv, "flash: bad lengths");
+    assert!(
+        kv.dtype() == crate::GgmlType::F16,
+        "flash: cache is not f16"
+    );
+    let qh: Vec<f16> = q.iter().map(|&x| f16::from_f32(x)).collect();
+    let mut acc = vec![f16::ZERO; dv];
+    let (mut m, mut s_sum) = (f32::NEG_INFINITY, 0.0f32);
+    for pos in keys {
+        let s = dot_f16(kv.k_row(pos, kv_head), &qh) * scale + 0.0;
+        let (mut ms, mut vs) = (1.0f32, 1.0f32);
+        if s > m {
+            ms = (m - s).exp();
+            m = s;
+            for a in acc.iter_mut() {
+                *a = f16::from_f32(a.to_f32() * ms);
+            }
+        } else {
+            vs = (s - m).exp();
+        }
+        let v = kv.v_row(pos, kv_head);
+        for (d, a) in acc.iter_mut().enumerate() {
+            let x = f16::from_le_bytes([v[2 * d], v[2 * d + 1]]).to_f32();
+            *a = f16::from_f32(x.mul_add(vs, a.to_f32()));
+        }
+        s_sum = s_sum.mul_add(ms, vs);
+    }
+    let inv = if s_sum == 0.0 { 0.0 } else { 1.0 / s_sum };
+    for (o, a) in out.iter_mut().zip(&acc) {
+        *o = a.to_f32() * inv;
+    }
+}
+
+/// Widens one `f16` row (little-endian bytes) to `f32`.
+fn f16_row(src: &[u8], dst: &mut [f32]) {
+    for (d, c) in dst.iter_mut().zip(src.chunks_exact(2)) {
+        *d = f16::from_le_bytes([c[0], c[1]]).to_f32();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v_expf_is_close_to_exp() {
+        for i in 0..2000 {
+            let x = -(i as f32) * 0.05;
+            let (a, b) = (v_expf(x), x.exp());
+            assert!((a - b).abs() <= b * 4e-7 + 1e-38, "{x}: {a} vs {b}");
+        }
+        assert_eq!(v_expf(0.0), 1.0);
+        assert_eq!(v_expf(f32::NEG_INFINITY), 0.0);
+    }
+}
