@@ -664,48 +664,43 @@ pub(crate) fn self_attention(
     }
     let layer = fw.kv.layer(il);
     let dtype = layer.dtype();
+    // Below about this many multiply-adds (a decode step at a short context), attention
+    // runs on the calling thread: splitting it costs more than it saves.
+    let serial = n * n_head * (pos0 + n) * (dk + dv) < SERIAL_ATTN_WORK;
     if dtype == GgmlType::F16 && p.softcap.is_none() {
         // ggml's flash attention arithmetic: tiled for large batches, one key at a time else.
         let tiled = n >= crate::ops::flash::TILED_MIN_QUERIES;
         let q = &s.q;
-        s.att[..n * n_head * dv]
-            .par_chunks_mut(dv)
-            .enumerate()
-            .for_each(|(r, out)| {
-                let (t, h) = (r / n_head, r % n_head);
-                let pos = pos0 + t;
-                let lo = window.map_or(0, |w| (pos + 1).saturating_sub(w));
-                let qr = &q[r * dk..(r + 1) * dk];
-                if tiled {
-                    crate::ops::flash::attend_tiled_f16(
-                        qr,
-                        &layer,
-                        h / gqa,
-                        lo..pos + 1,
-                        p.scale,
-                        out,
-                    );
-                } else {
-                    crate::ops::flash::attend_one_chunk_f16(
-                        qr,
-                        &layer,
-                        h / gqa,
-                        lo..pos + 1,
-                        p.scale,
-                        out,
-                    );
-                }
-            });
+        let rows = &mut s.att[..n * n_head * dv];
+        let row = |(r, out): (usize, &mut [f32])| {
+            let (t, h) = (r / n_head, r % n_head);
+            let pos = pos0 + t;
+            let lo = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            let qr = &q[r * dk..(r + 1) * dk];
+            if tiled {
+                crate::ops::flash::attend_tiled_f16(qr, &layer, h / gqa, lo..pos + 1, p.scale, out);
+            } else {
+                crate::ops::flash::attend_one_chunk_f16(
+                    qr,
+                    &layer,
+                    h / gqa,
+                    lo..pos + 1,
+                    p.scale,
+                    out,
+                );
+            }
+        };
+        if serial {
+            rows.chunks_mut(dv).enumerate().for_each(row);
+        } else {
+            rows.par_chunks_mut(dv).enumerate().for_each(row);
+        }
         return Ok(());
     }
     let qb = query_bytes(dtype, dk).ok_or(ModelError::KvHeadSize {
         dtype,
         head_dim: dk,
     })?;
-
-    // Below about this many multiply-adds (a decode step at a short context), attention
-    // runs on the calling thread: splitting it costs more than it saves.
-    let serial = n * n_head * (pos0 + n) * (dk + dv) < SERIAL_ATTN_WORK;
 
     // Queries in the cache's partner type: [n][n_head][qb] bytes.
     let qq = &mut bytemuck::cast_slice_mut::<u32, u8>(&mut s.qq)[..n * n_head * qb];
