@@ -13,6 +13,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Instant;
 
 use rayon::prelude::*;
 
@@ -35,6 +36,9 @@ pub const DEFAULT_N_BATCH: usize = 512;
 const LOGITS_GROUP: usize = 32;
 /// Queries per attention work item (all query heads of one KV head over a few tokens).
 const ATTN_QUERIES: usize = 64;
+/// Attention with fewer multiply-adds than this (queries x keys x (key + value size)) runs on
+/// one thread.
+const SERIAL_ATTN_WORK: usize = 1 << 17;
 
 /// How to create a [`Session`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +58,12 @@ pub struct SessionOptions {
     /// as llama.cpp does by default (its `LLAMA_ATTN_ROT_DISABLE=1` turns it off): scores are
     /// unchanged, quantization error is much smaller. No effect on `F32`/`F16` caches.
     pub kv_rotation: bool,
+    /// With several threads, time single-token steps (the decode loop) on the session's pool
+    /// and, now and then, on a one-thread pool, and use whichever is faster. When another
+    /// process keeps a core busy, a thread of the pool can be descheduled in the middle of a
+    /// step and every step waits for it; one thread is then faster than two. Results are
+    /// bit-identical either way (see the module docs); only the speed differs.
+    pub adaptive_threads: bool,
 }
 
 impl Default for SessionOptions {
@@ -65,6 +75,7 @@ impl Default for SessionOptions {
             n_threads: 0,
             n_batch: DEFAULT_N_BATCH,
             kv_rotation: true,
+            adaptive_threads: true,
         }
     }
 }
@@ -81,6 +92,8 @@ pub struct Session {
     rot: (Option<usize>, Option<usize>),
     /// `[n_vocab]`: the logits [`Session::decode`] returns.
     last_logits: Vec<f32>,
+    /// Pool choice for single-token steps ([`SessionOptions::adaptive_threads`]).
+    adapt: Option<Adapt>,
 }
 
 impl std::fmt::Debug for Session {
@@ -185,6 +198,17 @@ impl Session {
         )?;
         let scratch = Scratch::new(cfg, n_batch, opts.kv_type)?;
         let last_logits = alloc_f32(cfg.n_vocab, 1, "logits")?;
+        // Created here, not on first use: the decode loop allocates nothing.
+        let adapt = if opts.adaptive_threads && n_threads > 1 {
+            let single = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(|_| "kiln-single".into())
+                .build()
+                .map_err(|e| ModelError::ThreadPool(e.to_string()))?;
+            Some(Adapt::new(single))
+        } else {
+            None
+        };
         let rot = if opts.kv_rotation {
             kv_rotation(opts.kv_type, cfg.head_dim_k, cfg.head_dim_v)
         } else {
@@ -199,6 +223,7 @@ impl Session {
             n_batch,
             rot,
             last_logits,
+            adapt,
         })
     }
 
@@ -292,13 +317,23 @@ impl Session {
             n_past,
             n_batch,
             rot,
+            adapt,
             ..
         } = self;
         for (c, chunk) in tokens.chunks(*n_batch).enumerate() {
             let first = c * *n_batch;
             let out_lo = outputs.start.clamp(first, first + chunk.len()) - first;
             let out_hi = outputs.end.clamp(first, first + chunk.len()) - first;
-            forward_batch(
+            let timed = adapt.as_mut().filter(|_| chunk.len() == 1);
+            let (pool, mut timed) = match timed {
+                Some(a) => {
+                    let single = a.use_single();
+                    let p = if single { &a.single } else { &*pool };
+                    (p, Some((single, Instant::now())))
+                }
+                None => (&*pool, None),
+            };
+            let r = forward_batch(
                 model,
                 pool,
                 kv,
@@ -308,10 +343,84 @@ impl Session {
                 *rot,
                 out_lo..out_hi,
                 &mut |i, l| sink(first + i, l),
-            )?;
+            );
+            if let (Some((single, t0)), Some(a), true) = (timed.take(), adapt.as_mut(), r.is_ok()) {
+                a.record(single, t0.elapsed().as_secs_f64());
+            }
+            r?;
             *n_past += chunk.len();
         }
         Ok(())
+    }
+}
+
+/// Chooses the pool of single-token steps: the session's pool or a one-thread pool, by their
+/// measured step times ([`SessionOptions::adaptive_threads`]).
+///
+/// The pool in use is timed on every step (an exponential average); the other one is tried
+/// for one step after `every` steps. A try that is clearly faster (by [`Adapt::MARGIN`])
+/// switches pools and tries again soon; otherwise the interval doubles up to
+/// [`Adapt::MAX_EVERY`], so in a steady state almost every step runs on the better pool. A
+/// step more than twice as slow as the average (another process took a core) brings the
+/// next try forward.
+struct Adapt {
+    single: rayon::ThreadPool,
+    /// Average seconds per step: `[session pool, one-thread pool]` (0: not measured yet).
+    est: [f64; 2],
+    /// Whether steps use the one-thread pool now.
+    single_now: bool,
+    /// Steps since the other pool was last tried.
+    since: u32,
+    /// Steps between tries.
+    every: u32,
+}
+
+impl Adapt {
+    const FIRST_EVERY: u32 = 16;
+    const MAX_EVERY: u32 = 256;
+    /// The other pool must be this much faster (time ratio) to be chosen.
+    const MARGIN: f64 = 0.85;
+
+    fn new(single: rayon::ThreadPool) -> Adapt {
+        Adapt {
+            single,
+            est: [0.0; 2],
+            single_now: false,
+            since: 0,
+            every: Self::FIRST_EVERY,
+        }
+    }
+
+    /// Whether the next step runs on the one-thread pool.
+    fn use_single(&self) -> bool {
+        self.single_now ^ (self.since >= self.every)
+    }
+
+    /// Records a finished step: which pool ran it and how long it took.
+    fn record(&mut self, single: bool, secs: f64) {
+        let (used, cur) = (usize::from(single), usize::from(self.single_now));
+        if used != cur {
+            // A try of the other pool.
+            self.since = 0;
+            self.est[used] = secs;
+            if secs < self.est[cur] * Self::MARGIN {
+                self.single_now = single;
+                self.every = Self::FIRST_EVERY;
+            } else {
+                self.every = (self.every * 2).min(Self::MAX_EVERY);
+            }
+            return;
+        }
+        self.since += 1;
+        let e = &mut self.est[used];
+        if *e == 0.0 {
+            *e = secs;
+            return;
+        }
+        if secs > 2.0 * *e {
+            self.since = self.since.max(self.every);
+        }
+        *e += 0.25 * (secs - *e);
     }
 }
 
@@ -331,6 +440,11 @@ fn forward_batch(
     let cfg = model.config();
     let bytes = model.bytes();
     let (n, e) = (tokens.len(), cfg.n_embd);
+    let n_vocab = cfg.n_vocab;
+    let group = s.logits.len() / n_vocab;
+    // The layers and the first group of logits run in one `install` (one hand-over to the
+    // pool per decoded token); the sink runs on the caller's thread between groups.
+    let first = group.min(outputs.len());
     pool.install(|| -> crate::Result<()> {
         for (&tok, row) in tokens.iter().zip(s.x.chunks_exact_mut(e)) {
             row_to_f32(
@@ -356,33 +470,49 @@ fn forward_batch(
         for il in 0..cfg.n_layer {
             model.arch.forward_layer(&mut fw, il)?;
         }
+        if first > 0 {
+            output_logits(model, s, outputs.start, first)?;
+        }
         Ok(())
     })?;
 
-    let n_vocab = cfg.n_vocab;
-    let group = s.logits.len() / n_vocab;
     let mut i = outputs.start;
     while i < outputs.end {
         let g = group.min(outputs.end - i);
-        pool.install(|| -> crate::Result<()> {
-            rms_norm_rows(
-                &s.x[i * e..(i + g) * e],
-                &model.output_norm,
-                cfg.rms_eps,
-                &mut s.xn[..g * e],
-            );
-            matmul(bytes, &model.output, &s.xn, g, &mut s.logits, &mut s.mm)?;
-            if let Some(cap) = model.arch.final_logit_softcap() {
-                for l in &mut s.logits[..g * n_vocab] {
-                    *l = cap * (*l / cap).tanh();
-                }
-            }
-            Ok(())
-        })?;
+        if i > outputs.start {
+            pool.install(|| output_logits(model, s, i, g))?;
+        }
         for (r, row) in s.logits[..g * n_vocab].chunks_exact(n_vocab).enumerate() {
             sink(i + r, row)?;
         }
         i += g;
+    }
+    Ok(())
+}
+
+/// Logits of batch rows `i..i + g` into `s.logits` (`[g][n_vocab]`): final norm, output
+/// projection, soft-capping.
+fn output_logits(model: &Model, s: &mut Scratch, i: usize, g: usize) -> crate::Result<()> {
+    let cfg = model.config();
+    let (e, n_vocab) = (cfg.n_embd, cfg.n_vocab);
+    rms_norm_rows(
+        &s.x[i * e..(i + g) * e],
+        &model.output_norm,
+        cfg.rms_eps,
+        &mut s.xn[..g * e],
+    );
+    matmul(
+        model.bytes(),
+        &model.output,
+        &s.xn,
+        g,
+        &mut s.logits,
+        &mut s.mm,
+    )?;
+    if let Some(cap) = model.arch.final_logit_softcap() {
+        for l in &mut s.logits[..g * n_vocab] {
+            *l = cap * (*l / cap).tanh();
+        }
     }
     Ok(())
 }
@@ -534,38 +664,37 @@ pub(crate) fn self_attention(
     }
     let layer = fw.kv.layer(il);
     let dtype = layer.dtype();
+    // Below about this many multiply-adds (a decode step at a short context), attention
+    // runs on the calling thread: splitting it costs more than it saves.
+    let serial = n * n_head * (pos0 + n) * (dk + dv) < SERIAL_ATTN_WORK;
     if dtype == GgmlType::F16 && p.softcap.is_none() {
         // ggml's flash attention arithmetic: tiled for large batches, one key at a time else.
         let tiled = n >= crate::ops::flash::TILED_MIN_QUERIES;
         let q = &s.q;
-        s.att[..n * n_head * dv]
-            .par_chunks_mut(dv)
-            .enumerate()
-            .for_each(|(r, out)| {
-                let (t, h) = (r / n_head, r % n_head);
-                let pos = pos0 + t;
-                let lo = window.map_or(0, |w| (pos + 1).saturating_sub(w));
-                let qr = &q[r * dk..(r + 1) * dk];
-                if tiled {
-                    crate::ops::flash::attend_tiled_f16(
-                        qr,
-                        &layer,
-                        h / gqa,
-                        lo..pos + 1,
-                        p.scale,
-                        out,
-                    );
-                } else {
-                    crate::ops::flash::attend_one_chunk_f16(
-                        qr,
-                        &layer,
-                        h / gqa,
-                        lo..pos + 1,
-                        p.scale,
-                        out,
-                    );
-                }
-            });
+        let rows = &mut s.att[..n * n_head * dv];
+        let row = |(r, out): (usize, &mut [f32])| {
+            let (t, h) = (r / n_head, r % n_head);
+            let pos = pos0 + t;
+            let lo = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            let qr = &q[r * dk..(r + 1) * dk];
+            if tiled {
+                crate::ops::flash::attend_tiled_f16(qr, &layer, h / gqa, lo..pos + 1, p.scale, out);
+            } else {
+                crate::ops::flash::attend_one_chunk_f16(
+                    qr,
+                    &layer,
+                    h / gqa,
+                    lo..pos + 1,
+                    p.scale,
+                    out,
+                );
+            }
+        };
+        if serial {
+            rows.chunks_mut(dv).enumerate().for_each(row);
+        } else {
+            rows.par_chunks_mut(dv).enumerate().for_each(row);
+        }
         return Ok(());
     }
     let qb = query_bytes(dtype, dk).ok_or(ModelError::KvHeadSize {
@@ -575,38 +704,55 @@ pub(crate) fn self_attention(
 
     // Queries in the cache's partner type: [n][n_head][qb] bytes.
     let qq = &mut bytemuck::cast_slice_mut::<u32, u8>(&mut s.qq)[..n * n_head * qb];
-    qq.par_chunks_mut(n_head * qb)
-        .zip(s.q.par_chunks(n_head * dk))
-        .try_for_each(|(dst, src)| -> crate::Result<()> {
-            for (d, q) in dst.chunks_exact_mut(qb).zip(src.chunks_exact(dk)) {
-                quantize_query(dtype, q, d)?;
-            }
-            Ok(())
-        })?;
+    let quantize = |(dst, src): (&mut [u8], &[f32])| -> crate::Result<()> {
+        for (d, q) in dst.chunks_exact_mut(qb).zip(src.chunks_exact(dk)) {
+            quantize_query(dtype, q, d)?;
+        }
+        Ok(())
+    };
+    if serial {
+        qq.chunks_mut(n_head * qb)
+            .zip(s.q.chunks(n_head * dk))
+            .try_for_each(quantize)?;
+    } else {
+        qq.par_chunks_mut(n_head * qb)
+            .zip(s.q.par_chunks(n_head * dk))
+            .try_for_each(quantize)?;
+    }
     let qq = &*qq;
 
     // Attention into [n_kv][n][gqa][dv], one work item per (KV head, token group).
     let tokens_per_item = (ATTN_QUERIES / gqa).max(1);
     let per_head = n * gqa * dv;
-    s.att_g[..n_kv * per_head]
-        .par_chunks_mut(per_head)
-        .enumerate()
-        .try_for_each(|(g, og)| {
-            og.par_chunks_mut(tokens_per_item * gqa * dv)
-                .enumerate()
-                .try_for_each(|(c, out)| {
-                    let t0 = c * tokens_per_item;
-                    let query = |i: usize| {
-                        let t = t0 + i / gqa;
-                        let h = g * gqa + i % gqa;
-                        let pos = pos0 + t;
-                        let lo = window.map_or(0, |w| (pos + 1).saturating_sub(w));
-                        let at = (t * n_head + h) * qb;
-                        (&qq[at..at + qb], lo..pos + 1)
-                    };
-                    attend_many(&layer, g, out.len() / dv, query, p, out)
-                })
-        })?;
+    let item = |g: usize, c: usize, out: &mut [f32]| {
+        let t0 = c * tokens_per_item;
+        let query = |i: usize| {
+            let t = t0 + i / gqa;
+            let h = g * gqa + i % gqa;
+            let pos = pos0 + t;
+            let lo = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            let at = (t * n_head + h) * qb;
+            (&qq[at..at + qb], lo..pos + 1)
+        };
+        attend_many(&layer, g, out.len() / dv, query, p, out)
+    };
+    let heads = &mut s.att_g[..n_kv * per_head];
+    if serial {
+        for (g, og) in heads.chunks_mut(per_head).enumerate() {
+            for (c, out) in og.chunks_mut(tokens_per_item * gqa * dv).enumerate() {
+                item(g, c, out)?;
+            }
+        }
+    } else {
+        heads
+            .par_chunks_mut(per_head)
+            .enumerate()
+            .try_for_each(|(g, og)| {
+                og.par_chunks_mut(tokens_per_item * gqa * dv)
+                    .enumerate()
+                    .try_for_each(|(c, out)| item(g, c, out))
+            })?;
+    }
     // Back to [n][n_head][dv].
     for g in 0..n_kv {
         for t in 0..n {
@@ -619,4 +765,75 @@ pub(crate) fn self_attention(
         hadamard_rotate(&mut s.att[..n * n_head * dv], r);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_thread_pool() -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn adapt_switches_to_the_faster_pool_and_backs_off() {
+        let mut a = Adapt::new(one_thread_pool());
+        let every = Adapt::FIRST_EVERY;
+        for _ in 0..every {
+            assert!(!a.use_single());
+            a.record(false, 0.010);
+        }
+        // Time to try the one-thread pool: clearly faster, so it is chosen.
+        assert!(a.use_single());
+        a.record(true, 0.005);
+        assert!(a.single_now && a.use_single());
+        for _ in 0..every {
+            a.record(true, 0.005);
+        }
+        // The session pool is tried again, is slower: the interval doubles.
+        assert!(!a.use_single());
+        a.record(false, 0.0055);
+        assert!(a.single_now);
+        assert_eq!(a.every, 2 * every);
+        for _ in 0..3 {
+            assert!(a.use_single());
+            a.record(true, 0.005);
+        }
+        // A step twice as slow as usual brings the next try forward.
+        a.record(true, 0.02);
+        assert!(!a.use_single());
+        // Not faster by the margin (the slow step raised the average to 8.75 ms): stay.
+        a.record(false, 0.008);
+        assert!(a.single_now);
+        assert_eq!(a.every, (4 * every).min(Adapt::MAX_EVERY));
+    }
+
+    #[test]
+    fn single_token_steps_on_either_pool_are_bit_identical() {
+        let model = crate::testing::tiny_model().unwrap();
+        let opts = |threads| SessionOptions {
+            n_ctx: Some(64),
+            n_threads: threads,
+            ..SessionOptions::default()
+        };
+        let mut two = Session::new(model.clone(), &opts(2)).unwrap();
+        let mut one = Session::new(model, &opts(1)).unwrap();
+        assert!(two.adapt.is_some() && one.adapt.is_none());
+        two.decode(&[1, 5, 9]).unwrap();
+        one.decode(&[1, 5, 9]).unwrap();
+        let mut tok = 7u32;
+        for i in 0..24 {
+            // Alternate the pools by hand (the timing decides otherwise).
+            let a = two.adapt.as_mut().unwrap();
+            a.single_now = i % 3 == 0;
+            a.since = 0;
+            let l2 = two.decode(&[tok]).unwrap().to_vec();
+            let l1 = one.decode(&[tok]).unwrap();
+            assert_eq!(l2, l1, "step {i}");
+            tok = (l1.iter().map(|v| v.to_bits()).sum::<u32>() % 200) + 3;
+        }
+    }
 }

@@ -18,7 +18,6 @@ use half::f16;
 
 use crate::kv_cache::LayerKv;
 use crate::ops::activation::expf_ggml as v_expf;
-use crate::ops::attention::MAX_HEAD_DIM;
 
 /// ggml's `GGML_FA_TILE_Q`: batches with at least this many queries use the tiled kernel.
 pub const TILED_MIN_QUERIES: usize = 64;
@@ -28,7 +27,7 @@ pub const KV_TILE: usize = 64;
 const LANES: usize = 16;
 
 /// `_mm512_reduce_add_ps` of 16 lanes, in GCC's order (halves, then quarters, then pairs).
-#[inline]
+#[inline(always)]
 fn reduce_add_16(v: &[f32; LANES]) -> f32 {
     let mut t3 = [0.0f32; 8];
     for i in 0..8 {
@@ -43,6 +42,7 @@ fn reduce_add_16(v: &[f32; LANES]) -> f32 {
 
 /// `ggml_vec_soft_max_f32` (AVX-512): `p[i] = v_expf(s[i] - max)`, returns the sum in `f64`
 /// (one 16-lane reduction per block of 16 added to an `f64`).
+#[inline(always)]
 fn soft_max_block(s: &[f32; KV_TILE], max: f32, p: &mut [f32; KV_TILE]) -> f64 {
     let mut sum = 0.0f64;
     for (sc, pc) in s.chunks_exact(LANES).zip(p.chunks_exact_mut(LANES)) {
@@ -60,8 +60,54 @@ fn soft_max_block(s: &[f32; KV_TILE], max: f32, p: &mut [f32; KV_TILE]) -> f64 {
 /// `f16` cache: `out = softmax(scale * q·k) v` (`out` is `[head_dim_v]`).
 ///
 /// # Panics
-/// If the cache is not `f16` or the lengths do not match its head sizes.
+/// If the cache is not `f16` or the lengths do not match its head sizes, or a head is larger
+/// than [`MAX_HEAD_DIM`].
 pub fn attend_tiled_f16(
+    q: &[f32],
+    kv: &LayerKv<'_>,
+    kv_head: usize,
+    keys: Range<usize>,
+    scale: f32,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if has_fma_f16c() {
+        // SAFETY: the CPU has FMA and F16C (checked just above).
+        return unsafe { attend_tiled_f16_fma(q, kv, kv_head, keys, scale, out) };
+    }
+    attend_tiled_f16_impl(q, kv, kv_head, keys, scale, out);
+}
+
+/// [`attend_tiled_f16`] compiled with FMA and F16C: `mul_add` is one instruction instead of a
+/// call to the C library's `fmaf` (the same correctly rounded result), and the `f16`
+/// conversions are exact either way, so the result is bit-identical.
+///
+/// # Safety
+/// The CPU must support FMA and F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma,f16c")]
+unsafe fn attend_tiled_f16_fma(
+    q: &[f32],
+    kv: &LayerKv<'_>,
+    kv_head: usize,
+    keys: Range<usize>,
+    scale: f32,
+    out: &mut [f32],
+) {
+    attend_tiled_f16_impl(q, kv, kv_head, keys, scale, out);
+}
+
+/// Whether this x86 CPU has FMA and F16C (cached by the standard library).
+#[cfg(target_arch = "x86_64")]
+fn has_fma_f16c() -> bool {
+    is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+}
+
+/// Largest head size of the flash kernels (their row buffers are on the stack).
+pub const MAX_HEAD_DIM: usize = crate::ops::attention::MAX_HEAD_DIM;
+
+#[inline(always)]
+fn attend_tiled_f16_impl(
     q: &[f32],
     kv: &LayerKv<'_>,
     kv_head: usize,
@@ -75,6 +121,7 @@ pub fn attend_tiled_f16(
         kv.dtype() == crate::GgmlType::F16,
         "flash: cache is not f16"
     );
+    assert!(dk.max(dv) <= MAX_HEAD_DIM, "flash: head too large");
     out.fill(0.0);
     let (mut m, mut s_sum) = (f32::NEG_INFINITY, 0.0f32);
     let mut kq = [f32::NEG_INFINITY; KV_TILE];
@@ -128,6 +175,7 @@ pub fn attend_tiled_f16(
 
 /// ggml's `ggml_vec_dot_f16` on AVX-512 (4 accumulators of 16 lanes over steps of 64, reduced
 /// `(a0 + a2) + (a1 + a3)` then across lanes; the tail in `f64`).
+#[inline(always)]
 fn dot_f16(k: &[u8], q: &[f16]) -> f32 {
     let n = q.len();
     let kx = |i: usize| f16::from_le_bytes([k[2 * i], k[2 * i + 1]]).to_f32();
@@ -164,8 +212,44 @@ fn dot_f16(k: &[u8], q: &[f16]) -> f32 {
 /// of one query at the key positions `keys` of `kv_head`. The value accumulator is `f16`.
 ///
 /// # Panics
-/// If the cache is not `f16` or the lengths do not match its head sizes.
+/// If the cache is not `f16` or the lengths do not match its head sizes, or a head is larger
+/// than [`MAX_HEAD_DIM`].
 pub fn attend_one_chunk_f16(
+    q: &[f32],
+    kv: &LayerKv<'_>,
+    kv_head: usize,
+    keys: Range<usize>,
+    scale: f32,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if has_fma_f16c() {
+        // SAFETY: the CPU has FMA and F16C (checked just above).
+        return unsafe { attend_one_chunk_f16_fma(q, kv, kv_head, keys, scale, out) };
+    }
+    attend_one_chunk_f16_impl(q, kv, kv_head, keys, scale, out);
+}
+
+/// [`attend_one_chunk_f16`] compiled with FMA and F16C (bit-identical, see
+/// [`attend_tiled_f16_fma`]).
+///
+/// # Safety
+/// The CPU must support FMA and F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma,f16c")]
+unsafe fn attend_one_chunk_f16_fma(
+    q: &[f32],
+    kv: &LayerKv<'_>,
+    kv_head: usize,
+    keys: Range<usize>,
+    scale: f32,
+    out: &mut [f32],
+) {
+    attend_one_chunk_f16_impl(q, kv, kv_head, keys, scale, out);
+}
+
+#[inline(always)]
+fn attend_one_chunk_f16_impl(
     q: &[f32],
     kv: &LayerKv<'_>,
     kv_head: usize,
@@ -179,17 +263,15 @@ pub fn attend_one_chunk_f16(
         kv.dtype() == crate::GgmlType::F16,
         "flash: cache is not f16"
     );
-    assert!(
-        dk <= MAX_HEAD_DIM && dv <= MAX_HEAD_DIM,
-        "flash: head too large"
-    );
-    let mut qh = [f16::ZERO; MAX_HEAD_DIM]; // [dk] the query rounded to f16
+    assert!(dk.max(dv) <= MAX_HEAD_DIM, "flash: head too large");
+    let mut qh_buf = [f16::ZERO; MAX_HEAD_DIM];
+    let qh = &mut qh_buf[..dk];
     for (h, &x) in qh.iter_mut().zip(q) {
         *h = f16::from_f32(x);
     }
-    let qh = &qh[..dk];
-    let mut acc = [f16::ZERO; MAX_HEAD_DIM]; // [dv] the f16 value accumulator
-    let acc = &mut acc[..dv];
+    let qh = &*qh;
+    let mut acc_buf = [f16::ZERO; MAX_HEAD_DIM];
+    let acc = &mut acc_buf[..dv];
     let (mut m, mut s_sum) = (f32::NEG_INFINITY, 0.0f32);
     for pos in keys {
         let s = dot_f16(kv.k_row(pos, kv_head), qh) * scale + 0.0;
@@ -216,9 +298,60 @@ pub fn attend_one_chunk_f16(
     }
 }
 
-/// Widens one `f16` row (little-endian bytes) to `f32`.
+/// Widens one `f16` row (little-endian bytes) to `f32` (exact: every `f16` is an `f32`).
+#[inline(always)]
 fn f16_row(src: &[u8], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("f16c") {
+        // SAFETY: the CPU has F16C (checked just above).
+        unsafe { f16_row_f16c(src, dst) };
+        return;
+    }
     for (d, c) in dst.iter_mut().zip(src.chunks_exact(2)) {
         *d = f16::from_le_bytes([c[0], c[1]]).to_f32();
+    }
+}
+
+/// [`f16_row`] eight values at a time with F16C's `vcvtph2ps`.
+///
+/// # Safety
+/// The CPU must support F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "f16c")]
+#[inline]
+unsafe fn f16_row_f16c(src: &[u8], dst: &mut [f32]) {
+    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm256_cvtph_ps, _mm256_storeu_ps};
+    let n = dst.len().min(src.len() / 2);
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: `i + 8 <= n`: the 16 bytes read from `src` and the 8 floats written to `dst`
+        // are in bounds; both accesses are unaligned loads/stores.
+        unsafe {
+            let h = _mm_loadu_si128(src.as_ptr().add(2 * i).cast::<__m128i>());
+            _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+        }
+        i += 8;
+    }
+    for (d, c) in dst[i..n].iter_mut().zip(src[2 * i..].chunks_exact(2)) {
+        *d = f16::from_le_bytes([c[0], c[1]]).to_f32();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_row_widens_every_f16_exactly() {
+        // Every bit pattern, in rows of odd length so the 8-wide path and the tail both run.
+        let all: Vec<u8> = (0..=u16::MAX).flat_map(|h| h.to_le_bytes()).collect();
+        for row in all.chunks(2 * 37) {
+            let mut got = vec![0.0f32; row.len() / 2];
+            f16_row(row, &mut got);
+            for (g, c) in got.iter().zip(row.chunks_exact(2)) {
+                let want = f16::from_le_bytes([c[0], c[1]]).to_f32();
+                assert_eq!(g.to_bits(), want.to_bits());
+            }
+        }
     }
 }

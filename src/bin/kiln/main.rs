@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod chat;
 mod common;
 mod inspect;
@@ -44,6 +45,8 @@ enum Command {
     Logits(logits::Args),
     /// Perplexity of a text, with llama.cpp's method.
     Perplexity(perplexity::Args),
+    /// Prompt-processing and generation speed, like llama.cpp's llama-bench.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Chat(args) => chat::run(args),
         Command::Logits(args) => logits::run(args),
         Command::Perplexity(args) => perplexity::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
