@@ -229,6 +229,7 @@ impl Kernels {
             (GgmlType::Q4_K, Path::Q4K8x8Gemm) => rows::q4_k_8x8_gemm,
             (GgmlType::Q4_K, Path::Tiled) => rows::q4_k_tiled,
             (GgmlType::Q6_K, Path::Tiled) => rows::q6_k_tiled,
+            (GgmlType::IQ4_NL, Path::TinyBlas) => rows::iq4_nl_tinyblas,
             _ => return self.dot_fn(dtype),
         })
     }
@@ -256,6 +257,9 @@ pub(crate) enum Path {
     Q4K8x8Gemm,
     /// The tiled K-quant matmul: batches of 8 or more tokens, weights not repacked.
     Tiled,
+    /// llamafile's tinyBLAS: batches of 2 or more tokens (only listed for the types where it
+    /// rounds differently from `vec_dot`).
+    TinyBlas,
 }
 
 impl Path {
@@ -263,7 +267,7 @@ impl Path {
     /// `0..n_first` and `n_first..n`, as `(n_first, first, rest)`.
     ///
     /// Only the types whose arithmetic kiln reproduces have paths other than `VecDot`
-    /// (Q4_K, Q6_K); see the per-type notes in `scalar.rs`.
+    /// (Q4_K, Q6_K, IQ4_NL); see the per-type notes in `scalar.rs`.
     pub(crate) fn plan(dtype: GgmlType, rows: usize, n: usize) -> (usize, Path, Path) {
         match dtype {
             // repack.cpp: `cur->ne[1] % 8 == 0` on AVX2; src1 rows in groups of 4 go to the
@@ -274,6 +278,9 @@ impl Path {
             }
             // tiled.cpp: `ggml_tiled_min_batch`: `src1->ne[1] >= 8`.
             GgmlType::Q4_K | GgmlType::Q6_K if n >= 8 => (n, Path::Tiled, Path::Tiled),
+            // sgemm.cpp: `n < 2` returns false (vec_dot); IQ4_NL matrices whose row count is a
+            // multiple of 8 are repacked instead (`iq4_nl_8x8`, not reproduced yet).
+            GgmlType::IQ4_NL if n >= 2 => (n, Path::TinyBlas, Path::TinyBlas),
             _ => (n, Path::VecDot, Path::VecDot),
         }
     }

@@ -80,23 +80,24 @@ pub(crate) fn dot_bf16(w: &[u8], x: &[u8]) -> f32 {
 // byte j with activation j + 16.
 // ---------------------------------------------------------------------------------------------
 
-/// Q4_0 × Q8_0: `Σ_b (Σ_j (q_j - 8) y_j) · d_w · d_x`.
+/// Q4_0 × Q8_0 in llama.cpp's x86 order (`ggml_vec_dot_q4_0_q8_0` for one token, tinyBLAS
+/// for batches: the same rounding): [`lanes8_fma`] per block with `d_w·d_x`, then [`hsum8`].
+/// Weights are `nibble − 8`, low nibbles first.
 pub(crate) fn dot_q4_0(w: &[u8], x: &[u8]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = [0.0f32; 8];
     for (xb, yb) in blocks::<BlockQ4_0>(w).zip(blocks::<BlockQ8_0>(x)) {
-        let mut sumi0 = 0i32;
-        let mut sumi1 = 0i32;
-        for j in 0..16 {
-            let v0 = (xb.qs[j] & 0x0F) as i32 - 8;
-            let v1 = (xb.qs[j] >> 4) as i32 - 8;
-            sumi0 += v0 * yb.qs[j] as i32;
-            sumi1 += v1 * yb.qs[j + 16] as i32;
-        }
-        let sumi = sumi0 + sumi1;
-        // C: `sumi*d_w*d_x`, evaluated left to right.
-        sumf += sumi as f32 * xb.d.to_f32() * yb.d.to_f32();
+        let q = |k: usize| -> i32 {
+            let nib = if k < 16 {
+                xb.qs[k] & 0x0F
+            } else {
+                xb.qs[k - 16] >> 4
+            };
+            nib as i32 - 8
+        };
+        let d = xb.d.to_f32() * yb.d.to_f32();
+        lanes8_fma(&mut acc, d, |k| q(k) * yb.qs[k] as i32);
     }
-    sumf
+    hsum8(&acc)
 }
 
 /// Q4_1 × Q8_1 in llama.cpp's x86 order: per block, eight lane sums of four consecutive
@@ -196,20 +197,59 @@ pub(crate) fn dot_q8_0(w: &[u8], x: &[u8]) -> f32 {
     hsum8(&acc)
 }
 
-/// IQ4_NL × Q8_0: `Σ_b (d_x d_w) Σ_j KVALUES[q_j] y_j`.
+/// IQ4_NL weight `k` of a block: the grid value of nibble `k` (low nibbles first).
+#[inline(always)]
+fn iq4nl_value(xb: &BlockIq4Nl, k: usize) -> i32 {
+    let nib = if k < 16 {
+        xb.qs[k] & 0x0F
+    } else {
+        xb.qs[k - 16] >> 4
+    };
+    KVALUES_IQ4NL[nib as usize] as i32
+}
+
+/// IQ4_NL × Q8_0 as llama.cpp's x86 `ggml_vec_dot_iq4_nl_q8_0` rounds it (one token): two
+/// sets of eight lanes, even blocks into the first and odd blocks into the second (each lane
+/// as [`lanes8_fma`] with `d_x·d_w`), [`hsum8`] of their lane-wise sum; an odd last block is
+/// added after that as `sum + (d_x·d_w)·Σ` (two roundings).
 pub(crate) fn dot_iq4_nl(w: &[u8], x: &[u8]) -> f32 {
-    let mut sumf = 0.0f32;
-    for (xb, yb) in blocks::<BlockIq4Nl>(w).zip(blocks::<BlockQ8_0>(x)) {
+    let mut acc = [[0.0f32; 8]; 2];
+    let nb = w.len() / size_of::<BlockIq4Nl>();
+    let mut tail = None;
+    for (i, (xb, yb)) in blocks::<BlockIq4Nl>(w)
+        .zip(blocks::<BlockQ8_0>(x))
+        .enumerate()
+    {
         let d = yb.d.to_f32() * xb.d.to_f32();
-        let mut sumi1 = 0i32;
-        let mut sumi2 = 0i32;
-        for j in 0..16 {
-            sumi1 += yb.qs[j] as i32 * KVALUES_IQ4NL[(xb.qs[j] & 0xF) as usize] as i32;
-            sumi2 += yb.qs[j + 16] as i32 * KVALUES_IQ4NL[(xb.qs[j] >> 4) as usize] as i32;
+        if nb % 2 == 1 && i == nb - 1 {
+            let sumi: i32 = (0..32).map(|k| iq4nl_value(&xb, k) * yb.qs[k] as i32).sum();
+            tail = Some((d, sumi));
+        } else {
+            lanes8_fma(&mut acc[i % 2], d, |k| {
+                iq4nl_value(&xb, k) * yb.qs[k] as i32
+            });
         }
-        sumf += d * (sumi1 + sumi2) as f32;
     }
-    sumf
+    let mut sum = [0.0f32; 8];
+    for (s, (a, b)) in sum.iter_mut().zip(acc[0].iter().zip(&acc[1])) {
+        *s = a + b;
+    }
+    let sumf = hsum8(&sum);
+    match tail {
+        Some((d, sumi)) => sumf + d * sumi as f32,
+        None => sumf,
+    }
+}
+
+/// IQ4_NL × Q8_0 as llama.cpp's tinyBLAS (`tinyBLAS_Q0_AVX`, batches of 2 or more tokens, matrix
+/// not repacked) rounds it: [`lanes8_fma`] per block with `d_w·d_x`, then [`hsum8`].
+pub(crate) fn dot_iq4_nl_tinyblas(w: &[u8], x: &[u8]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    for (xb, yb) in blocks::<BlockIq4Nl>(w).zip(blocks::<BlockQ8_0>(x)) {
+        let d = xb.d.to_f32() * yb.d.to_f32();
+        lanes8_fma(&mut acc, d, |k| iq4nl_value(&xb, k) * yb.qs[k] as i32);
+    }
+    hsum8(&acc)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -665,6 +705,7 @@ pub(crate) mod rows {
         q4_k_8x8_gemm: super::dot_q4_k_8x8_gemm, 144, 292;
         q4_k_tiled: super::dot_q4_k_tiled, 144, 292;
         q6_k_tiled: super::dot_q6_k_tiled, 210, 292;
+        iq4_nl_tinyblas: super::dot_iq4_nl_tinyblas, 18, 34;
     }
 }
 
