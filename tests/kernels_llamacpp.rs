@@ -1,10 +1,11 @@
 //! The scalar kernels reproduce llama.cpp's x86 matrix products bit for bit.
 //!
 //! `tests/data/llamacpp_matmul/<type>_<rows>x<cols>_n<tokens>.out` hold the f32 results of
-//! ggml's `ggml_mul_mat` (llama.cpp 0c1e570, x86 AVX-512 build, CPU backend, plain ggml context
-//! so no weight repacking, 2 threads) on the inputs [`inputs`] generates; see the README there
-//! for how to regenerate them. Each case exercises one of llama.cpp's code paths: `vec_dot`
-//! (one token, or few), tinyBLAS (2+ tokens), the tiled K-quant matmul (8+ tokens).
+//! ggml's `ggml_mul_mat` (llama.cpp 0c1e570, x86 AVX-512 build, CPU backend, 2 threads) on the
+//! inputs [`inputs`] generates; see the README there for how to regenerate them. Each case
+//! exercises one of llama.cpp's code paths: `vec_dot` (one token, or few), tinyBLAS (2+
+//! tokens), the tiled K-quant matmul (8+ tokens), and for Q4_K matrices with a multiple of 8
+//! rows the repacked `q4_K_8x8` gemm (groups of 4 tokens) and gemv (the rest).
 
 use kiln::GgmlType;
 use kiln::kernels::{Isa, Kernels, MatMulScratch, QMatrix};
@@ -40,6 +41,11 @@ const CASES: &[(GgmlType, usize, usize, usize)] = &[
     (GgmlType::Q4_K, 12, 512, 1),
     (GgmlType::Q4_K, 12, 512, 7),
     (GgmlType::Q4_K, 12, 512, 9),
+    // 16 rows: llama.cpp repacks these (q4_K_8x8): gemm for groups of 4 tokens, gemv for the rest
+    (GgmlType::Q4_K, 16, 512, 1),
+    (GgmlType::Q4_K, 16, 512, 4),
+    (GgmlType::Q4_K, 16, 512, 7),
+    (GgmlType::Q4_K, 16, 512, 9),
     (GgmlType::Q6_K, 12, 512, 1),
     (GgmlType::Q6_K, 12, 512, 7),
     (GgmlType::Q6_K, 12, 512, 9),
