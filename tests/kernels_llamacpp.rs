@@ -32,6 +32,8 @@ const CASES: &[(GgmlType, usize, usize, usize)] = &[
     (GgmlType::Q4_0, 12, 544, 3),
     (GgmlType::Q4_1, 12, 512, 1),
     (GgmlType::Q4_1, 12, 512, 9),
+    (GgmlType::Q5_1, 12, 512, 1),
+    (GgmlType::Q5_1, 12, 544, 9),
     (GgmlType::Q5_0, 12, 512, 1),
     (GgmlType::Q5_0, 12, 544, 9),
     (GgmlType::Q8_0, 12, 512, 1),

@@ -1,10 +1,21 @@
 //! The scalar reference kernels: the *definition* of every dot product.
 //!
-//! Each `dot_*` below is a line-by-line transcription of ggml's generic C code
-//! (`ggml-cpu/quants.c`, `ggml_vec_dot_<w>_<x>_generic`, and `vec.c` for the float types): the
-//! same integer partial sums, the same float expressions in the same order. The SIMD kernels
-//! compute the same integer partial sums exactly and differ only in the order in which the
-//! per-block float terms are added (see `tests/kernels_simd.rs` for the tolerance).
+//! kiln's results are meant to equal llama.cpp's on x86 (llama.cpp 0c1e570, AVX-512 build)
+//! bit for bit, because any rounding difference, however small, is amplified by the Q8
+//! re-quantization of the activations into visibly different logits. So for the types where
+//! that is done (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q6_K, and the Q8_0/Q8_1/Q8_K
+//! activations), each function below reproduces the arithmetic of the x86 code llama.cpp runs:
+//! the same exact integer partial sums, and the same float operations (products, fused
+//! multiply-adds, lane structure, horizontal sums) in the same order. Where llama.cpp's
+//! batch kernels round differently from its one-token `vec_dot` (repacked Q4_K, the tiled
+//! K-quant matmul, tinyBLAS for IQ4_NL), there is one function per code path and
+//! `matmul::Path` picks the one llama.cpp would use. The other types (F32, F16, BF16, Q2_K,
+//! Q3_K, Q5_K, IQ4_XS) are still transcriptions of ggml's generic C code
+//! (`ggml-cpu/quants.c`), which round differently from llama.cpp's x86 code in the last bits.
+//! `tests/kernels_llamacpp.rs` checks the reproduced types against ggml's own results.
+//!
+//! The SIMD kernels must compute exactly the same: any exact integer method, but the float
+//! operations as written here.
 //!
 //! All kernels read blocks from byte slices at any alignment (`pod_read_unaligned`), so a row
 //! from a file whose tensors are not aligned still works. A row is `nb` whole blocks; the row
@@ -165,25 +176,26 @@ fn lanes8_fma(acc: &mut [f32; 8], d: f32, prod: impl Fn(usize) -> i32) {
     }
 }
 
-/// Q5_1 × Q8_1: as Q4_1 with the fifth bit from `qh`.
+/// Q5_1 × Q8_1 in llama.cpp's x86 order (`ggml_vec_dot_q5_1_q8_1`; no batch kernel): as
+/// [`dot_q4_1`], weights `nibble | fifth bit << 4`.
 pub(crate) fn dot_q5_1(w: &[u8], x: &[u8]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = [0.0f32; 8];
+    let mut summs = 0.0f32;
     for (xb, yb) in blocks::<BlockQ5_1>(w).zip(blocks::<BlockQ8_1>(x)) {
+        summs = xb.m.to_f32().mul_add(yb.s.to_f32(), summs);
         let qh = u32::from_le_bytes(xb.qh);
-        let mut sumi0 = 0i32;
-        let mut sumi1 = 0i32;
-        for j in 0..16 {
-            let xh_0 = (((qh >> j) & 1) << 4) as i32;
-            let xh_1 = (((qh >> (j + 16)) & 1) << 4) as i32;
-            let x0 = (xb.qs[j] & 0x0F) as i32 | xh_0;
-            let x1 = (xb.qs[j] >> 4) as i32 | xh_1;
-            sumi0 += x0 * yb.qs[j] as i32;
-            sumi1 += x1 * yb.qs[j + 16] as i32;
-        }
-        let sumi = sumi0 + sumi1;
-        sumf += (xb.d.to_f32() * yb.d.to_f32()) * sumi as f32 + xb.m.to_f32() * yb.s.to_f32();
+        let q = |k: usize| -> i32 {
+            let nib = if k < 16 {
+                xb.qs[k] & 0x0F
+            } else {
+                xb.qs[k - 16] >> 4
+            };
+            (nib | ((((qh >> k) & 1) << 4) as u8)) as i32
+        };
+        let d = xb.d.to_f32() * yb.d.to_f32();
+        lanes8_fma(&mut acc, d, |k| q(k) * yb.qs[k] as i32);
     }
-    sumf
+    hsum8(&acc) + summs
 }
 
 /// Q8_0 × Q8_0 in llama.cpp's x86 order (`ggml_vec_dot_q8_0_q8_0` for one token, tinyBLAS for
