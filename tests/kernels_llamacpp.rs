@@ -48,6 +48,8 @@ const CASES: &[(GgmlType, usize, usize, usize)] = &[
     (GgmlType::Q4_K, 16, 512, 4),
     (GgmlType::Q4_K, 16, 512, 7),
     (GgmlType::Q4_K, 16, 512, 9),
+    (GgmlType::Q5_K, 12, 512, 1),
+    (GgmlType::Q5_K, 12, 512, 9),
     (GgmlType::Q6_K, 12, 512, 1),
     (GgmlType::Q6_K, 12, 512, 7),
     (GgmlType::Q6_K, 12, 512, 9),

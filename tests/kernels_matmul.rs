@@ -78,12 +78,12 @@ fn by_vec_dot(k: &Kernels, w: &QMatrix<'_>, x: &[f32], n_tokens: usize) -> Vec<f
 
 /// Whether llama.cpp (x86) computes a `rows`-row matrix of `t` times `n` tokens with a kernel
 /// that rounds differently from its `vec_dot` (see `kernels::matmul`'s path notes): the
-/// repacked Q4_K gemm/gemv (rows a multiple of 8), the tiled Q4_K/Q6_K matmul (8 or more
+/// repacked Q4_K gemm/gemv (rows a multiple of 8), the tiled Q4_K/Q5_K/Q6_K matmul (8 or more
 /// tokens), tinyBLAS for IQ4_NL (2 or more tokens).
 fn batch_rounds_differently(t: GgmlType, rows: usize, n: usize) -> bool {
     match t {
         GgmlType::Q4_K => rows.is_multiple_of(8) || n >= 8,
-        GgmlType::Q6_K => n >= 8,
+        GgmlType::Q5_K | GgmlType::Q6_K => n >= 8,
         GgmlType::IQ4_NL => n >= 2,
         _ => false,
     }

@@ -228,6 +228,7 @@ impl Kernels {
             (GgmlType::Q4_K, Path::Q4K8x8Gemv) => rows::q4_k_8x8_gemv,
             (GgmlType::Q4_K, Path::Q4K8x8Gemm) => rows::q4_k_8x8_gemm,
             (GgmlType::Q4_K, Path::Tiled) => rows::q4_k_tiled,
+            (GgmlType::Q5_K, Path::Tiled) => rows::q5_k_tiled,
             (GgmlType::Q6_K, Path::Tiled) => rows::q6_k_tiled,
             (GgmlType::IQ4_NL, Path::TinyBlas) => rows::iq4_nl_tinyblas,
             _ => return self.dot_fn(dtype),
@@ -267,7 +268,7 @@ impl Path {
     /// `0..n_first` and `n_first..n`, as `(n_first, first, rest)`.
     ///
     /// Only the types whose arithmetic kiln reproduces have paths other than `VecDot`
-    /// (Q4_K, Q6_K, IQ4_NL); see the per-type notes in `scalar.rs`.
+    /// (Q4_K, Q5_K, Q6_K, IQ4_NL); see the per-type notes in `scalar.rs`.
     pub(crate) fn plan(dtype: GgmlType, rows: usize, n: usize) -> (usize, Path, Path) {
         match dtype {
             // repack.cpp: `cur->ne[1] % 8 == 0` on AVX2; src1 rows in groups of 4 go to the
@@ -277,7 +278,9 @@ impl Path {
                 (n - n % 4, Path::Q4K8x8Gemm, Path::Q4K8x8Gemv)
             }
             // tiled.cpp: `ggml_tiled_min_batch`: `src1->ne[1] >= 8`.
-            GgmlType::Q4_K | GgmlType::Q6_K if n >= 8 => (n, Path::Tiled, Path::Tiled),
+            GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K if n >= 8 => {
+                (n, Path::Tiled, Path::Tiled)
+            }
             // sgemm.cpp: `n < 2` returns false (vec_dot); IQ4_NL matrices whose row count is a
             // multiple of 8 are repacked instead (`iq4_nl_8x8`, not reproduced yet).
             GgmlType::IQ4_NL if n >= 2 => (n, Path::TinyBlas, Path::TinyBlas),

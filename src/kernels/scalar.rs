@@ -3,14 +3,14 @@
 //! kiln's results are meant to equal llama.cpp's on x86 (llama.cpp 0c1e570, AVX-512 build)
 //! bit for bit, because any rounding difference, however small, is amplified by the Q8
 //! re-quantization of the activations into visibly different logits. So for the types where
-//! that is done (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q6_K, and the Q8_0/Q8_1/Q8_K
+//! that is done (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K, and the Q8_0/Q8_1/Q8_K
 //! activations), each function below reproduces the arithmetic of the x86 code llama.cpp runs:
 //! the same exact integer partial sums, and the same float operations (products, fused
 //! multiply-adds, lane structure, horizontal sums) in the same order. Where llama.cpp's
 //! batch kernels round differently from its one-token `vec_dot` (repacked Q4_K, the tiled
 //! K-quant matmul, tinyBLAS for IQ4_NL), there is one function per code path and
 //! `matmul::Path` picks the one llama.cpp would use. The other types (F32, F16, BF16, Q2_K,
-//! Q3_K, Q5_K, IQ4_XS) are still transcriptions of ggml's generic C code
+//! Q3_K, IQ4_XS) are still transcriptions of ggml's generic C code
 //! (`ggml-cpu/quants.c`), which round differently from llama.cpp's x86 code in the last bits.
 //! `tests/kernels_llamacpp.rs` checks the reproduced types against ggml's own results.
 //!
@@ -398,43 +398,6 @@ pub(crate) fn k4_scales_mins(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
     (scales, mins)
 }
 
-/// The shared tail of Q4_K and Q5_K: given the 256 unsigned weights `a`, the unpacked scales and
-/// mins, fold one super-block into `sums` (8 float lanes) and `sumf` (the min terms), exactly
-/// as ggml's generic code does.
-#[inline(always)]
-fn k4_accumulate(
-    a: &[i8; QK_K],
-    xd: f32,
-    xdmin: f32,
-    packed: &[u8; 12],
-    yb: &BlockQ8K,
-    sums: &mut [f32; 8],
-    sumf: &mut f32,
-) {
-    let (scales, mins) = k4_scales_mins(packed);
-    let mut sumi = 0i32;
-    for j in 0..QK_K / 16 {
-        sumi += yb.bsums[j] as i32 * mins[j / 2] as i32;
-    }
-    let mut aux32 = [0i32; 8];
-    for j in 0..QK_K / 32 {
-        let scale = scales[j] as i32;
-        for quarter in 0..4 {
-            for l in 0..8 {
-                let i = 32 * j + 8 * quarter + l;
-                let aux16 = (yb.qs[i] as i16) * (a[i] as i16);
-                aux32[l] += scale * aux16 as i32;
-            }
-        }
-    }
-    let d = xd * yb.d;
-    for l in 0..8 {
-        sums[l] += d * aux32[l] as f32;
-    }
-    let dmin = xdmin * yb.d;
-    *sumf -= dmin * sumi as f32;
-}
-
 /// The 256 weights of a Q4_K block as unsigned 4-bit values: byte `l` of each 32-byte run
 /// holds element `64j + l` (low nibble) and `64j + 32 + l` (high nibble).
 #[inline(always)]
@@ -496,12 +459,22 @@ pub(crate) fn dot_q4_k(w: &[u8], x: &[u8]) -> f32 {
 /// the 32-element groups `groups`.
 #[inline(always)]
 fn q4k_isums(xb: &BlockQ4K, yb: &BlockQ8K, groups: std::ops::Range<usize>) -> (i32, i32) {
-    let (sc, mn) = k4_scales_mins(&xb.scales);
-    let a = q4k_values(xb);
+    k4_isums(&q4k_values(xb), &xb.scales, yb, groups)
+}
+
+/// [`q4k_isums`] for any Q4_K-style block: weights `a`, packed scales and mins `packed`.
+#[inline(always)]
+fn k4_isums(
+    a: &[u8; QK_K],
+    packed: &[u8; 12],
+    yb: &BlockQ8K,
+    groups: std::ops::Range<usize>,
+) -> (i32, i32) {
+    let (sc, mn) = k4_scales_mins(packed);
     let mut isum = 0i32;
     let mut imin = 0i32;
     for g in groups {
-        isum += sc[g] as i32 * idot(&a, &yb.qs, 32 * g..32 * g + 32);
+        isum += sc[g] as i32 * idot(a, &yb.qs, 32 * g..32 * g + 32);
         imin += mn[g] as i32 * (yb.bsums[2 * g] as i32 + yb.bsums[2 * g + 1] as i32);
     }
     (isum, imin)
@@ -553,39 +526,61 @@ pub(crate) fn dot_q4_k_tiled(w: &[u8], x: &[u8]) -> f32 {
     acc
 }
 
-/// Q5_K × Q8_K: Q4_K plus a fifth bit (worth 16) from `qh`, bit `g` of `qh[l]` for group `g`.
-pub(crate) fn dot_q5_k(w: &[u8], x: &[u8]) -> f32 {
-    let mut sums = [0.0f32; 8];
-    let mut sumf = 0.0f32;
-    for (xb, yb) in blocks::<BlockQ5K>(w).zip(blocks::<BlockQ8K>(x)) {
-        let mut a = [0i8; QK_K];
-        let mut m = 1u8;
-        for j in 0..QK_K / 64 {
-            for l in 0..32 {
-                let hi = if xb.qh[l] & m != 0 { 16 } else { 0 };
-                a[64 * j + l] = (xb.qs[32 * j + l] & 0xF) as i8 + hi;
-            }
-            m <<= 1;
-            for l in 0..32 {
-                let hi = if xb.qh[l] & m != 0 { 16 } else { 0 };
-                a[64 * j + 32 + l] = (xb.qs[32 * j + l] >> 4) as i8 + hi;
-            }
-            m <<= 1;
+/// The 256 weights of a Q5_K block as unsigned 5-bit values: as [`q4k_values`] plus 16 when
+/// bit `g` of `qh[l]` is set, for element `l` of 32-element group `g`.
+#[inline(always)]
+fn q5k_values(xb: &BlockQ5K) -> [u8; QK_K] {
+    let mut a = [0u8; QK_K];
+    for j in 0..QK_K / 64 {
+        for l in 0..32 {
+            let hi = |bit: usize| ((xb.qh[l] >> bit) & 1) << 4;
+            a[64 * j + l] = (xb.qs[32 * j + l] & 0xF) | hi(2 * j);
+            a[64 * j + 32 + l] = (xb.qs[32 * j + l] >> 4) | hi(2 * j + 1);
         }
-        k4_accumulate(
-            &a,
-            xb.d.to_f32(),
-            xb.dmin.to_f32(),
-            &xb.scales,
-            &yb,
-            &mut sums,
-            &mut sumf,
-        );
     }
-    for s in sums {
-        sumf += s;
+    a
+}
+
+/// Q5_K × Q8_K as llama.cpp's x86 `ggml_vec_dot_q5_K_q8_K` (AVX2 code) rounds it; used for one
+/// to seven tokens (Q5_K is not repacked on x86). Per block, `d = d_x·d_w`,
+/// `dmin = (−d_x)·dmin_w`; eight lanes as in [`dot_q4_k`] (5-bit weights) accumulated with
+/// `fma(d, lane, acc)`; the mins as one integer `Σ_g m[g]·B[g]` added with
+/// `summs = fma(dmin, that, summs)`; result `hsum8(acc) + summs`.
+pub(crate) fn dot_q5_k(w: &[u8], x: &[u8]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut summs = 0.0f32;
+    for (xb, yb) in blocks::<BlockQ5K>(w).zip(blocks::<BlockQ8K>(x)) {
+        let d = yb.d * xb.d.to_f32();
+        let dmin = -yb.d * xb.dmin.to_f32();
+        let (sc, mn) = k4_scales_mins(&xb.scales);
+        let a = q5k_values(&xb);
+        let mins: i32 = (0..8)
+            .map(|g| mn[g] as i32 * (yb.bsums[2 * g] as i32 + yb.bsums[2 * g + 1] as i32))
+            .sum();
+        summs = dmin.mul_add(mins as f32, summs);
+        for (m, l) in acc.iter_mut().enumerate() {
+            let mut sumi = 0i32;
+            for j in 0..QK_K / 64 {
+                let lo = 64 * j + 4 * m;
+                sumi += sc[2 * j] as i32 * idot(&a, &yb.qs, lo..lo + 4);
+                sumi += sc[2 * j + 1] as i32 * idot(&a, &yb.qs, lo + 32..lo + 36);
+            }
+            *l = d.mul_add(sumi as f32, *l);
+        }
     }
-    sumf
+    hsum8(&acc) + summs
+}
+
+/// Q5_K × Q8_K as llama.cpp's x86 tiled matmul rounds it (8 or more tokens): as
+/// [`dot_q4_k_tiled`] with 5-bit weights.
+pub(crate) fn dot_q5_k_tiled(w: &[u8], x: &[u8]) -> f32 {
+    let mut acc = 0.0f32;
+    for (xb, yb) in blocks::<BlockQ5K>(w).zip(blocks::<BlockQ8K>(x)) {
+        let (isum, imin) = k4_isums(&q5k_values(&xb), &xb.scales, &yb, 0..8);
+        let r = (-xb.dmin.to_f32()).mul_add(imin as f32, isum as f32 * xb.d.to_f32());
+        acc = r.mul_add(yb.d, acc);
+    }
+    acc
 }
 
 /// The 256 weights of a Q6_K block as unsigned 6-bit values (`q`, the weight is `q − 32`):
@@ -716,6 +711,7 @@ pub(crate) mod rows {
         q4_k_8x8_gemv: super::dot_q4_k_8x8_gemv, 144, 292;
         q4_k_8x8_gemm: super::dot_q4_k_8x8_gemm, 144, 292;
         q4_k_tiled: super::dot_q4_k_tiled, 144, 292;
+        q5_k_tiled: super::dot_q5_k_tiled, 176, 292;
         q6_k_tiled: super::dot_q6_k_tiled, 210, 292;
         iq4_nl_tinyblas: super::dot_iq4_nl_tinyblas, 18, 34;
     }
