@@ -76,6 +76,19 @@ fn by_vec_dot(k: &Kernels, w: &QMatrix<'_>, x: &[f32], n_tokens: usize) -> Vec<f
     out
 }
 
+/// Whether llama.cpp (x86) computes a `rows`-row matrix of `t` times `n` tokens with a kernel
+/// that rounds differently from its `vec_dot` (see `kernels::matmul`'s path notes): the
+/// repacked Q4_K gemm/gemv (rows a multiple of 8), the tiled Q4_K/Q5_K/Q6_K matmul (8 or more
+/// tokens), tinyBLAS for IQ4_NL (2 or more tokens).
+fn batch_rounds_differently(t: GgmlType, rows: usize, n: usize) -> bool {
+    match t {
+        GgmlType::Q4_K => rows.is_multiple_of(8) || n >= 8,
+        GgmlType::Q5_K | GgmlType::Q6_K => n >= 8,
+        GgmlType::IQ4_NL => n >= 2,
+        _ => false,
+    }
+}
+
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|f| f.to_bits()).collect()
 }
@@ -96,6 +109,11 @@ fn matmul_equals_vec_dot_per_element() {
                 let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.f32()).collect();
                 let mut out = vec![f32::NAN; n_tokens * rows];
                 k.matmul(&w, &x, n_tokens, &mut out, &mut scratch).unwrap();
+                if isa == kernels::Isa::Scalar && batch_rounds_differently(t, rows, n_tokens) {
+                    // llama.cpp's batch kernel for this case rounds differently from its
+                    // vec_dot; the scalar ISA follows it (checked in `kernels_llamacpp.rs`).
+                    continue;
+                }
                 let want = by_vec_dot(k, &w, &x, n_tokens);
                 assert_eq!(bits(&out), bits(&want), "{isa} {t} n_tokens {n_tokens}");
             }

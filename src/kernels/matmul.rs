@@ -154,7 +154,7 @@ impl Kernels {
     ) -> Result<(), QuantError> {
         let wrb = w.row_bytes()?;
         let act = try_vec_dot_type(w.dtype).ok_or(QuantError::Unsupported { dtype: w.dtype })?;
-        let (Some(dot), Some(convert)) = (self.dot_fn(w.dtype), self.converter(act)) else {
+        let (Some(_), Some(convert)) = (self.dot_fn(w.dtype), self.converter(act)) else {
             return Err(QuantError::Unsupported { dtype: w.dtype });
         };
         let (rows, cols) = (w.rows, w.cols);
@@ -193,48 +193,154 @@ impl Kernels {
         }
         let acts = &scratch.act[..act_len];
 
-        // 2. Dot every row with every token, rows in parallel chunks.
-        let threads = rayon::current_num_threads();
-        let chunk = chunk_rows(rows, threads);
-        let parallel = threads > 1 && rows > chunk;
-        if n_tokens == 1 {
-            let work = |(i, o): (usize, &mut [f32])| {
-                let wr = &w.data[i * chunk * wrb..][..o.len() * wrb];
-                matvec_chunk(dot, wr, wrb, acts, arb, o);
-            };
-            if parallel {
-                out.par_chunks_mut(chunk).enumerate().for_each(work);
-            } else {
-                out.chunks_mut(chunk).enumerate().for_each(work);
+        // 2. Dot every row with every token, rows in parallel chunks, with the kernel of the
+        //    code path llama.cpp takes for this matrix and batch (see `Path`). Token ranges
+        //    are contiguous in `acts` and `out`.
+        let (n_first, first, rest) = Path::plan(w.dtype, rows, n_tokens);
+        for (range, path) in [(0..n_first, first), (n_first..n_tokens, rest)] {
+            if range.is_empty() {
+                continue;
             }
-            return Ok(());
-        }
-        let optr = OutPtr(out.as_mut_ptr());
-        let work = |ci: usize| {
-            let (r0, r1) = (ci * chunk, ((ci + 1) * chunk).min(rows));
-            run_chunk(
+            let dot = self
+                .dot_for(w.dtype, path)
+                .ok_or(QuantError::Unsupported { dtype: w.dtype })?;
+            dot_tokens(
                 dot,
-                &w.data[r0 * wrb..r1 * wrb],
+                w,
                 wrb,
-                acts,
+                &acts[range.start * arb..range.end * arb],
                 arb,
-                n_tokens,
-                |r, t, v| {
-                    // SAFETY: `out` has `n_tokens * rows` elements (checked above) and `t <
-                    // n_tokens`, `r0 + r < r1 <= rows`; row ranges of different tasks are
-                    // disjoint, so every element is written by exactly one task, and nothing
-                    // reads `out` until all tasks are done.
-                    unsafe { *optr.get().add(t * rows + r0 + r) = v };
-                },
+                range.len(),
+                &mut out[range.start * rows..range.end * rows],
             );
-        };
-        let n_chunks = rows.div_ceil(chunk);
-        if parallel {
-            (0..n_chunks).into_par_iter().for_each(work);
-        } else {
-            (0..n_chunks).for_each(work);
         }
         Ok(())
+    }
+
+    /// The dot kernel for weights `dtype` on `path`. The scalar ISA has every path's rounding;
+    /// the SIMD tables have one kernel per type so far (used for every path).
+    fn dot_for(&self, dtype: GgmlType, path: Path) -> Option<DotRowsFn> {
+        use super::scalar::rows;
+        if path == Path::VecDot || self.isa != super::Isa::Scalar {
+            return self.dot_fn(dtype);
+        }
+        Some(match (dtype, path) {
+            (GgmlType::Q4_K, Path::Q4K8x8Gemv) => rows::q4_k_8x8_gemv,
+            (GgmlType::Q4_K, Path::Q4K8x8Gemm) => rows::q4_k_8x8_gemm,
+            (GgmlType::Q4_K, Path::Tiled) => rows::q4_k_tiled,
+            (GgmlType::Q5_K, Path::Tiled) => rows::q5_k_tiled,
+            (GgmlType::Q6_K, Path::Tiled) => rows::q6_k_tiled,
+            (GgmlType::IQ4_NL, Path::TinyBlas) => rows::iq4_nl_tinyblas,
+            _ => return self.dot_fn(dtype),
+        })
+    }
+}
+
+/// Which of llama.cpp's CPU code paths (llama.cpp 0c1e570, x86 AVX-512 build, default
+/// settings) computes a weight matrix's product with a batch, and so how each result is
+/// rounded. kiln reproduces the choice so that its logits equal llama.cpp's bit for bit.
+///
+/// llama.cpp's `ggml_compute_forward_mul_mat` tries, in order: the repacked-weight kernels
+/// (`repack.cpp`; on AVX2/AVX-512 only Q4_0, Q4_K, IQ4_NL, MXFP4 with a row count that is a
+/// multiple of 8, and Q2_K on AVX-512, are repacked at load), the tiled K-quant matmul
+/// (`tiled/`, batches of at least 8 tokens, not repacked: Q2_K..Q6_K, IQ4_XS, IQ2/IQ3/IQ1),
+/// llamafile's tinyBLAS (`sgemm.cpp`, batches of at least 2 tokens: F32, F16, BF16, Q8_0,
+/// Q4_0, Q5_0, IQ4_NL), and finally `vec_dot` per (row, token). For Q8_0 and Q5_0, tinyBLAS
+/// rounds exactly like `vec_dot` (eight lanes of four products, one fused multiply-add per
+/// block and lane, `hsum_float_8`), so they need no separate path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// `ggml_vec_dot_<w>_<act>` (or a kernel that rounds the same).
+    VecDot,
+    /// Repacked Q4_K (`q4_K_8x8_q8_K`), `ggml_gemv_q4_K_8x8_q8_K`: the last `n % 4` tokens.
+    Q4K8x8Gemv,
+    /// Repacked Q4_K, `ggml_gemm_q4_K_8x8_q8_K`: the first `n − n % 4` tokens (groups of 4).
+    Q4K8x8Gemm,
+    /// The tiled K-quant matmul: batches of 8 or more tokens, weights not repacked.
+    Tiled,
+    /// llamafile's tinyBLAS: batches of 2 or more tokens (only listed for the types where it
+    /// rounds differently from `vec_dot`).
+    TinyBlas,
+}
+
+impl Path {
+    /// For a matrix of `dtype` with `rows` rows and a batch of `n` tokens: the paths of tokens
+    /// `0..n_first` and `n_first..n`, as `(n_first, first, rest)`.
+    ///
+    /// Only the types whose arithmetic kiln reproduces have paths other than `VecDot`
+    /// (Q4_K, Q5_K, Q6_K, IQ4_NL); see the per-type notes in `scalar.rs`.
+    pub(crate) fn plan(dtype: GgmlType, rows: usize, n: usize) -> (usize, Path, Path) {
+        match dtype {
+            // repack.cpp: `cur->ne[1] % 8 == 0` on AVX2; src1 rows in groups of 4 go to the
+            // gemm (4x8-interleaved Q8_K activations, same values as the row quantizer), the
+            // remaining `n % 4` rows to the gemv.
+            GgmlType::Q4_K if rows.is_multiple_of(8) => {
+                (n - n % 4, Path::Q4K8x8Gemm, Path::Q4K8x8Gemv)
+            }
+            // tiled.cpp: `ggml_tiled_min_batch`: `src1->ne[1] >= 8`.
+            GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K if n >= 8 => {
+                (n, Path::Tiled, Path::Tiled)
+            }
+            // sgemm.cpp: `n < 2` returns false (vec_dot); IQ4_NL matrices whose row count is a
+            // multiple of 8 are repacked instead (`iq4_nl_8x8`, not reproduced yet).
+            GgmlType::IQ4_NL if n >= 2 => (n, Path::TinyBlas, Path::TinyBlas),
+            _ => (n, Path::VecDot, Path::VecDot),
+        }
+    }
+}
+
+/// `out[t][r] = dot(W row r, acts[t])` for `n_tokens` activation rows (`acts`:
+/// `[n_tokens][arb]`, `out`: `[n_tokens][w.rows]`), rows split in chunks over the current rayon
+/// pool; each element is one kernel call, so the result does not depend on the chunking.
+fn dot_tokens(
+    dot: DotRowsFn,
+    w: &QMatrix<'_>,
+    wrb: usize,
+    acts: &[u8],
+    arb: usize,
+    n_tokens: usize,
+    out: &mut [f32],
+) {
+    let rows = w.rows;
+    let threads = rayon::current_num_threads();
+    let chunk = chunk_rows(rows, threads);
+    let parallel = threads > 1 && rows > chunk;
+    if n_tokens == 1 {
+        let work = |(i, o): (usize, &mut [f32])| {
+            let wr = &w.data[i * chunk * wrb..][..o.len() * wrb];
+            matvec_chunk(dot, wr, wrb, acts, arb, o);
+        };
+        if parallel {
+            out.par_chunks_mut(chunk).enumerate().for_each(work);
+        } else {
+            out.chunks_mut(chunk).enumerate().for_each(work);
+        }
+        return;
+    }
+    let optr = OutPtr(out.as_mut_ptr());
+    let work = |ci: usize| {
+        let (r0, r1) = (ci * chunk, ((ci + 1) * chunk).min(rows));
+        run_chunk(
+            dot,
+            &w.data[r0 * wrb..r1 * wrb],
+            wrb,
+            acts,
+            arb,
+            n_tokens,
+            |r, t, v| {
+                // SAFETY: `out` has `n_tokens * rows` elements (checked by the caller) and `t <
+                // n_tokens`, `r0 + r < r1 <= rows`; row ranges of different tasks are
+                // disjoint, so every element is written by exactly one task, and nothing
+                // reads `out` until all tasks are done.
+                unsafe { *optr.get().add(t * rows + r0 + r) = v };
+            },
+        );
+    };
+    let n_chunks = rows.div_ceil(chunk);
+    if parallel {
+        (0..n_chunks).into_par_iter().for_each(work);
+    } else {
+        (0..n_chunks).for_each(work);
     }
 }
 

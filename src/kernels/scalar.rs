@@ -1,20 +1,25 @@
 //! The scalar reference kernels: the *definition* of every dot product.
 //!
-//! kiln's goal is llama.cpp's answers bit for bit, and the reference logits come from its x86
-//! build. A 1-ulp difference anywhere is amplified by the next Q8 re-quantization of the
-//! activations into a different token a few layers later, so the kernels that real models use
-//! follow llama.cpp's **x86** arithmetic exactly, on every ISA:
-//! - the Q8_0/Q8_1 activation quantizers are its x86 `quantize_row_q8_0/_q8_1` (multiplier
-//!   `127/amax`, ties to even), not the `_ref` ones (those stay in `quant`, for weights);
-//! - `dot_q4_1` is its x86 kernel's order (eight lanes, per-lane fused multiply-add, `hsum8`);
-//!   the SIMD kernels give the same bits (`tests/kernels_simd.rs`, `EXACT_TYPES`).
+//! kiln's results are meant to equal llama.cpp's on x86 (llama.cpp 0c1e570, AVX-512 build)
+//! bit for bit, because any rounding difference, however small, is amplified by the Q8
+//! re-quantization of the activations into visibly different logits. So for the types where
+//! that is done (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K, and the Q8_0/Q8_1/Q8_K
+//! activations), each function below reproduces the arithmetic of the x86 code llama.cpp runs:
+//! the same exact integer partial sums, and the same float operations (products, fused
+//! multiply-adds, lane structure, horizontal sums) in the same order. Where llama.cpp's
+//! batch kernels round differently from its one-token `vec_dot` (repacked Q4_K, the tiled
+//! K-quant matmul, tinyBLAS for IQ4_NL), there is one function per code path and
+//! `matmul::Path` picks the one llama.cpp would use. The other types (F32, F16, BF16, Q2_K,
+//! Q3_K, IQ4_XS) are still transcriptions of ggml's generic C code
+//! (`ggml-cpu/quants.c`), which round differently from llama.cpp's x86 code in the last bits.
+//! `tests/kernels_llamacpp.rs` checks the reproduced types against ggml's own results.
 //!
-//! The other `dot_*` are still line-by-line transcriptions of ggml's generic C code
-//! (`ggml-cpu/quants.c`, `ggml_vec_dot_<w>_<x>_generic`, and `vec.c` for the float types): the
-//! same integer partial sums, the same float expressions in the same order; their SIMD kernels
-//! compute the same integer partial sums exactly and differ only in the order in which the
-//! per-block float terms are added (see `tests/kernels_simd.rs` for the tolerance). Moving
-//! them to llama.cpp's x86 order, type by type, is how Gemma 3 will match too.
+//! The SIMD kernels must compute exactly the same: any exact integer method, but the float
+//! operations as written here. So far they do for Q4_1 and the activation quantizers
+//! (`tests/kernels_simd.rs`, `EXACT_TYPES`); the other SIMD kernels compute the same integer
+//! partial sums and still add the float terms in their own order (tested with a tolerance),
+//! and the SIMD tables use one kernel for every `matmul::Path`. Hence SmolLM2 equals
+//! llama.cpp bit for bit on every ISA, Gemma 3 only with `KILN_ISA=scalar` for now.
 //!
 //! All kernels read blocks from byte slices at any alignment (`pod_read_unaligned`), so a row
 //! from a file whose tensors are not aligned still works. A row is `nb` whole blocks; the row
@@ -90,23 +95,24 @@ pub(crate) fn dot_bf16(w: &[u8], x: &[u8]) -> f32 {
 // byte j with activation j + 16.
 // ---------------------------------------------------------------------------------------------
 
-/// Q4_0 × Q8_0: `Σ_b (Σ_j (q_j - 8) y_j) · d_w · d_x`.
+/// Q4_0 × Q8_0 in llama.cpp's x86 order (`ggml_vec_dot_q4_0_q8_0` for one token, tinyBLAS
+/// for batches: the same rounding): [`lanes8_fma`] per block with `d_w·d_x`, then [`hsum8`].
+/// Weights are `nibble − 8`, low nibbles first.
 pub(crate) fn dot_q4_0(w: &[u8], x: &[u8]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = [0.0f32; 8];
     for (xb, yb) in blocks::<BlockQ4_0>(w).zip(blocks::<BlockQ8_0>(x)) {
-        let mut sumi0 = 0i32;
-        let mut sumi1 = 0i32;
-        for j in 0..16 {
-            let v0 = (xb.qs[j] & 0x0F) as i32 - 8;
-            let v1 = (xb.qs[j] >> 4) as i32 - 8;
-            sumi0 += v0 * yb.qs[j] as i32;
-            sumi1 += v1 * yb.qs[j + 16] as i32;
-        }
-        let sumi = sumi0 + sumi1;
-        // C: `sumi*d_w*d_x`, evaluated left to right.
-        sumf += sumi as f32 * xb.d.to_f32() * yb.d.to_f32();
+        let q = |k: usize| -> i32 {
+            let nib = if k < 16 {
+                xb.qs[k] & 0x0F
+            } else {
+                xb.qs[k - 16] >> 4
+            };
+            nib as i32 - 8
+        };
+        let d = xb.d.to_f32() * yb.d.to_f32();
+        lanes8_fma(&mut acc, d, |k| q(k) * yb.qs[k] as i32);
     }
-    sumf
+    hsum8(&acc)
 }
 
 /// Q4_1 × Q8_1 in llama.cpp's x86 order: per block, eight lane sums of four consecutive
@@ -141,75 +147,125 @@ pub(crate) fn hsum8(a: &[f32; 8]) -> f32 {
     (r[0] + r[2]) + (r[1] + r[3])
 }
 
-/// Q5_0 × Q8_0: as Q4_0 with the fifth bit from `qh` and offset 16.
+/// Q5_0 × Q8_0 in llama.cpp's x86 order (both `ggml_vec_dot_q5_0_q8_0` for one token and
+/// tinyBLAS `tinyBLAS_Q0_AVX` for batches): eight lane sums of four consecutive products per
+/// block, each lane accumulated over the blocks with one fused multiply-add by `d_w·d_x`, then
+/// [`hsum8`]. Weights are `(4 low bits | fifth bit << 4) - 16`.
 pub(crate) fn dot_q5_0(w: &[u8], x: &[u8]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = [0.0f32; 8];
     for (xb, yb) in blocks::<BlockQ5_0>(w).zip(blocks::<BlockQ8_0>(x)) {
         let qh = u32::from_le_bytes(xb.qh);
-        let mut sumi0 = 0i32;
-        let mut sumi1 = 0i32;
-        for j in 0..16 {
-            let xh_0 = (((qh >> j) & 1) << 4) as u8;
-            let xh_1 = (((qh >> (j + 16)) & 1) << 4) as u8;
-            let x0 = ((xb.qs[j] & 0x0F) | xh_0) as i32 - 16;
-            let x1 = ((xb.qs[j] >> 4) | xh_1) as i32 - 16;
-            sumi0 += x0 * yb.qs[j] as i32;
-            sumi1 += x1 * yb.qs[j + 16] as i32;
-        }
-        let sumi = sumi0 + sumi1;
-        sumf += (xb.d.to_f32() * yb.d.to_f32()) * sumi as f32;
+        let q = |k: usize| -> i32 {
+            let nib = if k < 16 {
+                xb.qs[k] & 0x0F
+            } else {
+                xb.qs[k - 16] >> 4
+            };
+            (nib | ((((qh >> k) & 1) << 4) as u8)) as i32 - 16
+        };
+        let d = xb.d.to_f32() * yb.d.to_f32();
+        lanes8_fma(&mut acc, d, |k| q(k) * yb.qs[k] as i32);
     }
-    sumf
+    hsum8(&acc)
 }
 
-/// Q5_1 × Q8_1: as Q4_1 with the fifth bit from `qh`.
+/// One block of the eight-lane x86 dot products: lane `j` gets `d · Σ_{k=4j}^{4j+3} prod(k)`
+/// as one fused multiply-add (the integer lane sum is exact, so SIMD `maddubs`+`madd` or
+/// `dpbusd` give the same value).
+#[inline(always)]
+fn lanes8_fma(acc: &mut [f32; 8], d: f32, prod: impl Fn(usize) -> i32) {
+    for (j, a) in acc.iter_mut().enumerate() {
+        let lane = prod(4 * j) + prod(4 * j + 1) + prod(4 * j + 2) + prod(4 * j + 3);
+        *a = d.mul_add(lane as f32, *a);
+    }
+}
+
+/// Q5_1 × Q8_1 in llama.cpp's x86 order (`ggml_vec_dot_q5_1_q8_1`; no batch kernel): as
+/// [`dot_q4_1`], weights `nibble | fifth bit << 4`.
 pub(crate) fn dot_q5_1(w: &[u8], x: &[u8]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = [0.0f32; 8];
+    let mut summs = 0.0f32;
     for (xb, yb) in blocks::<BlockQ5_1>(w).zip(blocks::<BlockQ8_1>(x)) {
+        summs = xb.m.to_f32().mul_add(yb.s.to_f32(), summs);
         let qh = u32::from_le_bytes(xb.qh);
-        let mut sumi0 = 0i32;
-        let mut sumi1 = 0i32;
-        for j in 0..16 {
-            let xh_0 = (((qh >> j) & 1) << 4) as i32;
-            let xh_1 = (((qh >> (j + 16)) & 1) << 4) as i32;
-            let x0 = (xb.qs[j] & 0x0F) as i32 | xh_0;
-            let x1 = (xb.qs[j] >> 4) as i32 | xh_1;
-            sumi0 += x0 * yb.qs[j] as i32;
-            sumi1 += x1 * yb.qs[j + 16] as i32;
-        }
-        let sumi = sumi0 + sumi1;
-        sumf += (xb.d.to_f32() * yb.d.to_f32()) * sumi as f32 + xb.m.to_f32() * yb.s.to_f32();
+        let q = |k: usize| -> i32 {
+            let nib = if k < 16 {
+                xb.qs[k] & 0x0F
+            } else {
+                xb.qs[k - 16] >> 4
+            };
+            (nib | ((((qh >> k) & 1) << 4) as u8)) as i32
+        };
+        let d = xb.d.to_f32() * yb.d.to_f32();
+        lanes8_fma(&mut acc, d, |k| q(k) * yb.qs[k] as i32);
     }
-    sumf
+    hsum8(&acc) + summs
 }
 
-/// Q8_0 × Q8_0: `Σ_b (Σ_j q_j y_j) · (d_w d_x)`.
+/// Q8_0 × Q8_0 in llama.cpp's x86 order (`ggml_vec_dot_q8_0_q8_0` for one token, tinyBLAS for
+/// batches; both the same): [`lanes8_fma`] per block with `d_w·d_x`, then [`hsum8`].
 pub(crate) fn dot_q8_0(w: &[u8], x: &[u8]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = [0.0f32; 8];
     for (xb, yb) in blocks::<BlockQ8_0>(w).zip(blocks::<BlockQ8_0>(x)) {
-        let mut sumi = 0i32;
-        for j in 0..32 {
-            sumi += xb.qs[j] as i32 * yb.qs[j] as i32;
-        }
-        sumf += sumi as f32 * (xb.d.to_f32() * yb.d.to_f32());
+        let d = xb.d.to_f32() * yb.d.to_f32();
+        lanes8_fma(&mut acc, d, |k| xb.qs[k] as i32 * yb.qs[k] as i32);
     }
-    sumf
+    hsum8(&acc)
 }
 
-/// IQ4_NL × Q8_0: `Σ_b (d_x d_w) Σ_j KVALUES[q_j] y_j`.
+/// IQ4_NL weight `k` of a block: the grid value of nibble `k` (low nibbles first).
+#[inline(always)]
+fn iq4nl_value(xb: &BlockIq4Nl, k: usize) -> i32 {
+    let nib = if k < 16 {
+        xb.qs[k] & 0x0F
+    } else {
+        xb.qs[k - 16] >> 4
+    };
+    KVALUES_IQ4NL[nib as usize] as i32
+}
+
+/// IQ4_NL × Q8_0 as llama.cpp's x86 `ggml_vec_dot_iq4_nl_q8_0` rounds it (one token): two
+/// sets of eight lanes, even blocks into the first and odd blocks into the second (each lane
+/// as [`lanes8_fma`] with `d_x·d_w`), [`hsum8`] of their lane-wise sum; an odd last block is
+/// added after that as `sum + (d_x·d_w)·Σ` (two roundings).
 pub(crate) fn dot_iq4_nl(w: &[u8], x: &[u8]) -> f32 {
-    let mut sumf = 0.0f32;
-    for (xb, yb) in blocks::<BlockIq4Nl>(w).zip(blocks::<BlockQ8_0>(x)) {
+    let mut acc = [[0.0f32; 8]; 2];
+    let nb = w.len() / size_of::<BlockIq4Nl>();
+    let mut tail = None;
+    for (i, (xb, yb)) in blocks::<BlockIq4Nl>(w)
+        .zip(blocks::<BlockQ8_0>(x))
+        .enumerate()
+    {
         let d = yb.d.to_f32() * xb.d.to_f32();
-        let mut sumi1 = 0i32;
-        let mut sumi2 = 0i32;
-        for j in 0..16 {
-            sumi1 += yb.qs[j] as i32 * KVALUES_IQ4NL[(xb.qs[j] & 0xF) as usize] as i32;
-            sumi2 += yb.qs[j + 16] as i32 * KVALUES_IQ4NL[(xb.qs[j] >> 4) as usize] as i32;
+        if nb % 2 == 1 && i == nb - 1 {
+            let sumi: i32 = (0..32).map(|k| iq4nl_value(&xb, k) * yb.qs[k] as i32).sum();
+            tail = Some((d, sumi));
+        } else {
+            lanes8_fma(&mut acc[i % 2], d, |k| {
+                iq4nl_value(&xb, k) * yb.qs[k] as i32
+            });
         }
-        sumf += d * (sumi1 + sumi2) as f32;
     }
-    sumf
+    let mut sum = [0.0f32; 8];
+    for (s, (a, b)) in sum.iter_mut().zip(acc[0].iter().zip(&acc[1])) {
+        *s = a + b;
+    }
+    let sumf = hsum8(&sum);
+    match tail {
+        Some((d, sumi)) => sumf + d * sumi as f32,
+        None => sumf,
+    }
+}
+
+/// IQ4_NL × Q8_0 as llama.cpp's tinyBLAS (`tinyBLAS_Q0_AVX`, batches of 2 or more tokens, matrix
+/// not repacked) rounds it: [`lanes8_fma`] per block with `d_w·d_x`, then [`hsum8`].
+pub(crate) fn dot_iq4_nl_tinyblas(w: &[u8], x: &[u8]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    for (xb, yb) in blocks::<BlockIq4Nl>(w).zip(blocks::<BlockQ8_0>(x)) {
+        let d = xb.d.to_f32() * yb.d.to_f32();
+        lanes8_fma(&mut acc, d, |k| iq4nl_value(&xb, k) * yb.qs[k] as i32);
+    }
+    hsum8(&acc)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,145 +402,253 @@ pub(crate) fn k4_scales_mins(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
     (scales, mins)
 }
 
-/// The shared tail of Q4_K and Q5_K: given the 256 unsigned weights `a`, the unpacked scales and
-/// mins, fold one super-block into `sums` (8 float lanes) and `sumf` (the min terms), exactly
-/// as ggml's generic code does.
+/// The 256 weights of a Q4_K block as unsigned 4-bit values: byte `l` of each 32-byte run
+/// holds element `64j + l` (low nibble) and `64j + 32 + l` (high nibble).
 #[inline(always)]
-fn k4_accumulate(
-    a: &[i8; QK_K],
-    xd: f32,
-    xdmin: f32,
+fn q4k_values(xb: &BlockQ4K) -> [u8; QK_K] {
+    let mut a = [0u8; QK_K];
+    for j in 0..QK_K / 64 {
+        for l in 0..32 {
+            a[64 * j + l] = xb.qs[32 * j + l] & 0xF;
+            a[64 * j + 32 + l] = xb.qs[32 * j + l] >> 4;
+        }
+    }
+    a
+}
+
+/// `Σ_k a[k]·y[k]` over the elements `range` (exact in `i32`).
+#[inline(always)]
+fn idot(a: &[u8; QK_K], y: &[i8; QK_K], range: std::ops::Range<usize>) -> i32 {
+    range.map(|k| a[k] as i32 * y[k] as i32).sum()
+}
+
+/// Q4_K × Q8_K as llama.cpp's x86 `ggml_vec_dot_q4_K_q8_K` (AVX2 code, used by the AVX-512
+/// build too) rounds it: per block, eight lane sums (lane `m` holds, for every 64-element pair
+/// of groups, `sc[2j]·Σ_{t<4} q·y` over elements `64j + 4m + t` plus `sc[2j+1]·…` over
+/// `64j + 32 + 4m + t`), each accumulated with one fused multiply-add by `d_x·d_w`; the mins in
+/// four lanes (`m[2p]·B[2p] + m[2p+1]·B[2p+1]`, `B` the 32-element activation sums) with one
+/// fused multiply-add by `(−d_x)·dmin_w`; at the end [`hsum8`] of the first plus the four-lane
+/// sum `(a0 + a2) + (a1 + a3)` of the second.
+///
+/// llama.cpp uses this for one to seven tokens when the matrix is not repacked (its row count
+/// is not a multiple of 8); see [`dot_q4_k_8x8_gemv`], [`dot_q4_k_8x8_gemm`] and
+/// [`dot_q4_k_tiled`] for the other cases.
+pub(crate) fn dot_q4_k(w: &[u8], x: &[u8]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut acc_m = [0.0f32; 4];
+    for (xb, yb) in blocks::<BlockQ4K>(w).zip(blocks::<BlockQ8K>(x)) {
+        let d = yb.d * xb.d.to_f32();
+        let dmin = -yb.d * xb.dmin.to_f32();
+        let (sc, mn) = k4_scales_mins(&xb.scales);
+        let a = q4k_values(&xb);
+        for (p, am) in acc_m.iter_mut().enumerate() {
+            let b = |g: usize| yb.bsums[2 * g] as i32 + yb.bsums[2 * g + 1] as i32;
+            let prod = mn[2 * p] as i32 * b(2 * p) + mn[2 * p + 1] as i32 * b(2 * p + 1);
+            *am = dmin.mul_add(prod as f32, *am);
+        }
+        for (m, l) in acc.iter_mut().enumerate() {
+            let mut sumi = 0i32;
+            for j in 0..QK_K / 64 {
+                let lo = 64 * j + 4 * m;
+                sumi += sc[2 * j] as i32 * idot(&a, &yb.qs, lo..lo + 4);
+                sumi += sc[2 * j + 1] as i32 * idot(&a, &yb.qs, lo + 32..lo + 36);
+            }
+            *l = d.mul_add(sumi as f32, *l);
+        }
+    }
+    hsum8(&acc) + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]))
+}
+
+/// Per Q4_K block: the integer sums `Σ_g sc[g]·Σ_{k∈g} q_k y_k` and `Σ_g m[g]·Σ_{k∈g} y_k` over
+/// the 32-element groups `groups`.
+#[inline(always)]
+fn q4k_isums(xb: &BlockQ4K, yb: &BlockQ8K, groups: std::ops::Range<usize>) -> (i32, i32) {
+    k4_isums(&q4k_values(xb), &xb.scales, yb, groups)
+}
+
+/// [`q4k_isums`] for any Q4_K-style block: weights `a`, packed scales and mins `packed`.
+#[inline(always)]
+fn k4_isums(
+    a: &[u8; QK_K],
     packed: &[u8; 12],
     yb: &BlockQ8K,
-    sums: &mut [f32; 8],
-    sumf: &mut f32,
-) {
-    let (scales, mins) = k4_scales_mins(packed);
-    let mut sumi = 0i32;
-    for j in 0..QK_K / 16 {
-        sumi += yb.bsums[j] as i32 * mins[j / 2] as i32;
+    groups: std::ops::Range<usize>,
+) -> (i32, i32) {
+    let (sc, mn) = k4_scales_mins(packed);
+    let mut isum = 0i32;
+    let mut imin = 0i32;
+    for g in groups {
+        isum += sc[g] as i32 * idot(a, &yb.qs, 32 * g..32 * g + 32);
+        imin += mn[g] as i32 * (yb.bsums[2 * g] as i32 + yb.bsums[2 * g + 1] as i32);
     }
-    let mut aux32 = [0i32; 8];
-    for j in 0..QK_K / 32 {
-        let scale = scales[j] as i32;
-        for quarter in 0..4 {
-            for l in 0..8 {
-                let i = 32 * j + 8 * quarter + l;
-                let aux16 = (yb.qs[i] as i16) * (a[i] as i16);
-                aux32[l] += scale * aux16 as i32;
-            }
-        }
-    }
-    let d = xd * yb.d;
-    for l in 0..8 {
-        sums[l] += d * aux32[l] as f32;
-    }
-    let dmin = xdmin * yb.d;
-    *sumf -= dmin * sumi as f32;
+    (isum, imin)
 }
 
-/// Q4_K × Q8_K: `x = d·sc[g]·q − dmin·m[g]` over 8 groups of 32.
-pub(crate) fn dot_q4_k(w: &[u8], x: &[u8]) -> f32 {
-    let mut sums = [0.0f32; 8];
-    let mut sumf = 0.0f32;
+/// Q4_K × Q8_K as llama.cpp's x86 repacked `ggml_gemv_q4_K_8x8_q8_K` rounds it (matrices
+/// with a row count that is a multiple of 8 are repacked at load on AVX2/AVX-512 machines; the
+/// gemv serves the last `n % 4` tokens of a batch, so every token of a one-token batch): per
+/// block, `acc = fma(Σ sc·q·y, d_w·d_x, acc)` and `acc_m = fma(Σ m·B, dmin_w·d_x, acc_m)` over
+/// the whole 256-element block, result `acc − acc_m`.
+pub(crate) fn dot_q4_k_8x8_gemv(w: &[u8], x: &[u8]) -> f32 {
+    let mut acc = 0.0f32;
+    let mut acc_m = 0.0f32;
     for (xb, yb) in blocks::<BlockQ4K>(w).zip(blocks::<BlockQ8K>(x)) {
-        // Byte l of each 32-byte run holds element l (low nibble) and l + 32 (high nibble).
-        let mut a = [0i8; QK_K];
-        for j in 0..QK_K / 64 {
-            for l in 0..32 {
-                a[64 * j + l] = (xb.qs[32 * j + l] & 0xF) as i8;
-                a[64 * j + 32 + l] = (xb.qs[32 * j + l] >> 4) as i8;
-            }
-        }
-        k4_accumulate(
-            &a,
-            xb.d.to_f32(),
-            xb.dmin.to_f32(),
-            &xb.scales,
-            &yb,
-            &mut sums,
-            &mut sumf,
-        );
+        let (isum, imin) = q4k_isums(&xb, &yb, 0..8);
+        acc = (isum as f32).mul_add(xb.d.to_f32() * yb.d, acc);
+        acc_m = (imin as f32).mul_add(xb.dmin.to_f32() * yb.d, acc_m);
     }
-    for s in sums {
-        sumf += s;
-    }
-    sumf
+    acc - acc_m
 }
 
-/// Q5_K × Q8_K: Q4_K plus a fifth bit (worth 16) from `qh`, bit `g` of `qh[l]` for group `g`.
+/// Q4_K × Q8_K as llama.cpp's x86 repacked `ggml_gemm_q4_K_8x8_q8_K` rounds it (the first
+/// `n − n % 4` tokens of a batch; see [`dot_q4_k_8x8_gemv`]): as the gemv, but the two fused
+/// multiply-adds happen once per 64-element pair of groups (four times per block).
+pub(crate) fn dot_q4_k_8x8_gemm(w: &[u8], x: &[u8]) -> f32 {
+    let mut acc = 0.0f32;
+    let mut acc_m = 0.0f32;
+    for (xb, yb) in blocks::<BlockQ4K>(w).zip(blocks::<BlockQ8K>(x)) {
+        let (dd, dm) = (xb.d.to_f32() * yb.d, xb.dmin.to_f32() * yb.d);
+        for sb in 0..QK_K / 64 {
+            let (isum, imin) = q4k_isums(&xb, &yb, 2 * sb..2 * sb + 2);
+            acc = (isum as f32).mul_add(dd, acc);
+            acc_m = (imin as f32).mul_add(dm, acc_m);
+        }
+    }
+    acc - acc_m
+}
+
+/// Q4_K × Q8_K as llama.cpp's x86 tiled matmul (`ggml-cpu/tiled`, AVX-512 VNNI microkernel)
+/// rounds it: used for batches of 8 or more tokens when the matrix is not repacked. Per block,
+/// `r = fma(−dmin_w, Σ m·B, (Σ sc·q·y)·d_w)`, then `acc = fma(r, d_x, acc)`.
+pub(crate) fn dot_q4_k_tiled(w: &[u8], x: &[u8]) -> f32 {
+    let mut acc = 0.0f32;
+    for (xb, yb) in blocks::<BlockQ4K>(w).zip(blocks::<BlockQ8K>(x)) {
+        let (isum, imin) = q4k_isums(&xb, &yb, 0..8);
+        let r = (-xb.dmin.to_f32()).mul_add(imin as f32, isum as f32 * xb.d.to_f32());
+        acc = r.mul_add(yb.d, acc);
+    }
+    acc
+}
+
+/// The 256 weights of a Q5_K block as unsigned 5-bit values: as [`q4k_values`] plus 16 when
+/// bit `g` of `qh[l]` is set, for element `l` of 32-element group `g`.
+#[inline(always)]
+fn q5k_values(xb: &BlockQ5K) -> [u8; QK_K] {
+    let mut a = [0u8; QK_K];
+    for j in 0..QK_K / 64 {
+        for l in 0..32 {
+            let hi = |bit: usize| ((xb.qh[l] >> bit) & 1) << 4;
+            a[64 * j + l] = (xb.qs[32 * j + l] & 0xF) | hi(2 * j);
+            a[64 * j + 32 + l] = (xb.qs[32 * j + l] >> 4) | hi(2 * j + 1);
+        }
+    }
+    a
+}
+
+/// Q5_K × Q8_K as llama.cpp's x86 `ggml_vec_dot_q5_K_q8_K` (AVX2 code) rounds it; used for one
+/// to seven tokens (Q5_K is not repacked on x86). Per block, `d = d_x·d_w`,
+/// `dmin = (−d_x)·dmin_w`; eight lanes as in [`dot_q4_k`] (5-bit weights) accumulated with
+/// `fma(d, lane, acc)`; the mins as one integer `Σ_g m[g]·B[g]` added with
+/// `summs = fma(dmin, that, summs)`; result `hsum8(acc) + summs`.
 pub(crate) fn dot_q5_k(w: &[u8], x: &[u8]) -> f32 {
-    let mut sums = [0.0f32; 8];
-    let mut sumf = 0.0f32;
+    let mut acc = [0.0f32; 8];
+    let mut summs = 0.0f32;
     for (xb, yb) in blocks::<BlockQ5K>(w).zip(blocks::<BlockQ8K>(x)) {
-        let mut a = [0i8; QK_K];
-        let mut m = 1u8;
-        for j in 0..QK_K / 64 {
-            for l in 0..32 {
-                let hi = if xb.qh[l] & m != 0 { 16 } else { 0 };
-                a[64 * j + l] = (xb.qs[32 * j + l] & 0xF) as i8 + hi;
+        let d = yb.d * xb.d.to_f32();
+        let dmin = -yb.d * xb.dmin.to_f32();
+        let (sc, mn) = k4_scales_mins(&xb.scales);
+        let a = q5k_values(&xb);
+        let mins: i32 = (0..8)
+            .map(|g| mn[g] as i32 * (yb.bsums[2 * g] as i32 + yb.bsums[2 * g + 1] as i32))
+            .sum();
+        summs = dmin.mul_add(mins as f32, summs);
+        for (m, l) in acc.iter_mut().enumerate() {
+            let mut sumi = 0i32;
+            for j in 0..QK_K / 64 {
+                let lo = 64 * j + 4 * m;
+                sumi += sc[2 * j] as i32 * idot(&a, &yb.qs, lo..lo + 4);
+                sumi += sc[2 * j + 1] as i32 * idot(&a, &yb.qs, lo + 32..lo + 36);
             }
-            m <<= 1;
-            for l in 0..32 {
-                let hi = if xb.qh[l] & m != 0 { 16 } else { 0 };
-                a[64 * j + 32 + l] = (xb.qs[32 * j + l] >> 4) as i8 + hi;
-            }
-            m <<= 1;
+            *l = d.mul_add(sumi as f32, *l);
         }
-        k4_accumulate(
-            &a,
-            xb.d.to_f32(),
-            xb.dmin.to_f32(),
-            &xb.scales,
-            &yb,
-            &mut sums,
-            &mut sumf,
-        );
     }
-    for s in sums {
-        sumf += s;
-    }
-    sumf
+    hsum8(&acc) + summs
 }
 
-/// Q6_K × Q8_K: `x = d·scales[g]·(q − 32)`, q = 4 low bits from `ql` | 2 high bits from `qh`,
-/// 16 groups of 16 with signed 8-bit scales.
+/// Q5_K × Q8_K as llama.cpp's x86 tiled matmul rounds it (8 or more tokens): as
+/// [`dot_q4_k_tiled`] with 5-bit weights.
+pub(crate) fn dot_q5_k_tiled(w: &[u8], x: &[u8]) -> f32 {
+    let mut acc = 0.0f32;
+    for (xb, yb) in blocks::<BlockQ5K>(w).zip(blocks::<BlockQ8K>(x)) {
+        let (isum, imin) = k4_isums(&q5k_values(&xb), &xb.scales, &yb, 0..8);
+        let r = (-xb.dmin.to_f32()).mul_add(imin as f32, isum as f32 * xb.d.to_f32());
+        acc = r.mul_add(yb.d, acc);
+    }
+    acc
+}
+
+/// The 256 weights of a Q6_K block as unsigned 6-bit values (`q`, the weight is `q − 32`):
+/// per 128-element half `h`, element `l` (`l < 32`) takes the low nibble of `ql[l]`, `l + 32`
+/// of `ql[l + 32]`, `l + 64` the high nibble of `ql[l]`, `l + 96` of `ql[l + 32]`, each with two
+/// bits of `qh[l]` (bits 0-1, 2-3, 4-5, 6-7) on top.
+#[inline(always)]
+fn q6k_values(xb: &BlockQ6K) -> [u8; QK_K] {
+    let mut a = [0u8; QK_K];
+    for h in 0..2 {
+        let ql = &xb.ql[64 * h..64 * h + 64];
+        let qh = &xb.qh[32 * h..32 * h + 32];
+        let a = &mut a[128 * h..128 * h + 128];
+        for l in 0..32 {
+            a[l] = (ql[l] & 0xF) | ((qh[l] & 3) << 4);
+            a[l + 32] = (ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4);
+            a[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+            a[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+        }
+    }
+    a
+}
+
+/// Q6_K × Q8_K as llama.cpp's x86 `ggml_vec_dot_q6_K_q8_K` (AVX2 code, used by the AVX-512
+/// build too) rounds it; llama.cpp uses it for batches of one to seven tokens. Per block,
+/// `d = d_x·d_w` and eight integer lanes: lane `m` sums `sc[g]·q_k·y_k` (unsigned `q`) over
+/// the elements `k = 32c + 4m + t` (`c < 8`, `t < 4`, `g = k / 16`) minus
+/// `32·(B[2m]·sc[2m] + B[2m+1]·sc[2m+1])` (`B` the 16-element activation sums); each lane
+/// accumulated with one fused multiply-add by `d`, then [`hsum8`].
 pub(crate) fn dot_q6_k(w: &[u8], x: &[u8]) -> f32 {
-    let mut sums = [0.0f32; 8];
+    let mut acc = [0.0f32; 8];
     for (xb, yb) in blocks::<BlockQ6K>(w).zip(blocks::<BlockQ8K>(x)) {
-        let mut a = [0i8; QK_K];
-        for h in 0..2 {
-            let ql = &xb.ql[64 * h..64 * h + 64];
-            let qh = &xb.qh[32 * h..32 * h + 32];
-            let a = &mut a[128 * h..128 * h + 128];
-            for l in 0..32 {
-                a[l] = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i8 - 32;
-                a[l + 32] = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
-                a[l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
-                a[l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
+        let d = yb.d * xb.d.to_f32();
+        let a = q6k_values(&xb);
+        let sc = |g: usize| xb.scales[g] as i32;
+        for (m, l) in acc.iter_mut().enumerate() {
+            let mut sumi = 0i32;
+            for c in 0..QK_K / 32 {
+                let k = 32 * c + 4 * m;
+                sumi += sc(k / 16) * idot(&a, &yb.qs, k..k + 4);
             }
-        }
-        let mut aux32 = [0i32; 8];
-        for j in 0..QK_K / 16 {
-            let scale = xb.scales[j] as i32;
-            for half in 0..2 {
-                for l in 0..8 {
-                    let i = 16 * j + 8 * half + l;
-                    let aux16 = (yb.qs[i] as i16) * (a[i] as i16);
-                    aux32[l] += scale * aux16 as i32;
-                }
-            }
-        }
-        let d = xb.d.to_f32() * yb.d;
-        for l in 0..8 {
-            sums[l] += d * aux32[l] as f32;
+            sumi -= 32
+                * (yb.bsums[2 * m] as i32 * sc(2 * m) + yb.bsums[2 * m + 1] as i32 * sc(2 * m + 1));
+            *l = d.mul_add(sumi as f32, *l);
         }
     }
-    let mut sumf = 0.0f32;
-    for s in sums {
-        sumf += s;
+    hsum8(&acc)
+}
+
+/// Q6_K × Q8_K as llama.cpp's x86 tiled matmul (AVX-512 VNNI microkernel) rounds it; used for
+/// batches of 8 or more tokens. Per block, the exact integer `Σ_g sc[g]·Σ_{k∈g} (q_k − 32)·y_k`
+/// times `d_w`, then `acc = fma(that, d_x, acc)`.
+pub(crate) fn dot_q6_k_tiled(w: &[u8], x: &[u8]) -> f32 {
+    let mut acc = 0.0f32;
+    for (xb, yb) in blocks::<BlockQ6K>(w).zip(blocks::<BlockQ8K>(x)) {
+        let a = q6k_values(&xb);
+        let mut s1 = 0i32;
+        for g in 0..QK_K / 16 {
+            let raw = idot(&a, &yb.qs, 16 * g..16 * g + 16) - 32 * yb.bsums[g] as i32;
+            s1 += xb.scales[g] as i32 * raw;
+        }
+        acc = (s1 as f32 * xb.d.to_f32()).mul_add(yb.d, acc);
     }
-    sumf
+    acc
 }
 
 /// IQ4_XS × Q8_K: eight groups of 32 with 6-bit scales (`ls − 32`), values from the IQ4 grid.
@@ -513,6 +677,48 @@ pub(crate) fn dot_iq4_xs(w: &[u8], x: &[u8]) -> f32 {
         }
     }
     sumf
+}
+
+/// Row drivers (with the `DotRowsFn` signature) for the per-path variants of the reference
+/// kernels that the matrix product picks for the scalar ISA (see `matmul::Path`).
+pub(crate) mod rows {
+    /// `out[r * os + t] = dot(w row r, x row t)` (see `DotRowsFn`), checked.
+    #[allow(clippy::too_many_arguments)]
+    fn drive(
+        dot: fn(&[u8], &[u8]) -> f32,
+        (wb, xb): (usize, usize),
+        w: &[u8],
+        wrb: usize,
+        x: &[u8],
+        xrb: usize,
+        out: &mut [f32],
+        os: usize,
+    ) {
+        crate::kernels::check_rows(w, wrb, x, xrb, out, os, wb, xb);
+        for (wrow, o) in w.chunks_exact(wrb).zip(out.chunks_mut(os)) {
+            for (xrow, o) in x.chunks_exact(xrb).zip(o.iter_mut()) {
+                *o = dot(wrow, xrow);
+            }
+        }
+    }
+
+    macro_rules! variant_rows {
+        ($($name:ident: $dot:path, $wb:expr, $xb:expr;)*) => {$(
+            /// Reference dot kernel over rows (see `DotRowsFn`) for one matmul path.
+            pub(crate) fn $name(w: &[u8], wrb: usize, x: &[u8], xrb: usize, out: &mut [f32], os: usize) {
+                drive($dot, ($wb, $xb), w, wrb, x, xrb, out, os);
+            }
+        )*};
+    }
+
+    variant_rows! {
+        q4_k_8x8_gemv: super::dot_q4_k_8x8_gemv, 144, 292;
+        q4_k_8x8_gemm: super::dot_q4_k_8x8_gemm, 144, 292;
+        q4_k_tiled: super::dot_q4_k_tiled, 144, 292;
+        q5_k_tiled: super::dot_q5_k_tiled, 176, 292;
+        q6_k_tiled: super::dot_q6_k_tiled, 210, 292;
+        iq4_nl_tinyblas: super::dot_iq4_nl_tinyblas, 18, 34;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use half::f16;
 
 /// `sqrt(2 / pi)`, as ggml spells it.
-const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+#[allow(clippy::excessive_precision)]
+const SQRT_2_OVER_PI: f32 = 0.797_884_560_802_865_355_879_892_119_868_76;
 /// The cubic coefficient of the tanh approximation.
 const GELU_COEF_A: f32 = 0.044715;
 
@@ -20,10 +21,12 @@ pub fn silu(x: f32) -> f32 {
 }
 
 /// GELU, tanh approximation, in full `f32`:
-/// `0.5 x (1 + tanh(sqrt(2/pi) x (1 + 0.044715 x²)))`.
+/// `0.5 x (1 + tanh(sqrt(2/pi) x (1 + 0.044715 x²)))`, rounded as llama.cpp's x86 build computes
+/// ggml's `ggml_gelu_f32` (its compiler contracts `1 + (0.044715 x) x` into one fused
+/// multiply-add; `tanh` is the C library's `tanhf`, as Rust's `f32::tanh` on Linux).
 #[inline]
 pub fn gelu_tanh(x: f32) -> f32 {
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh())
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (GELU_COEF_A * x).mul_add(x, 1.0)).tanh())
 }
 
 /// GELU as ggml's CPU backend computes it: 0 below -10, the identity above 10, otherwise
@@ -124,7 +127,13 @@ fn swiglu_loop(gate: &mut [f32], up: &[f32]) {
 pub fn geglu_inplace(gate: &mut [f32], up: &[f32]) {
     assert_eq!(gate.len(), up.len(), "geglu: lengths differ");
     for (g, &u) in gate.iter_mut().zip(up) {
-        *g = gelu_tanh_f16(*g) * u;
+        // As ggml's `ggml_vec_geglu_f32`: a plain `+0.0` below -10 (not `0 · up`, which
+        // would be `-0.0` for a negative `up`).
+        *g = if *g <= -10.0 {
+            0.0
+        } else {
+            gelu_tanh_f16(*g) * u
+        };
     }
 }
 
@@ -139,6 +148,7 @@ mod tests {
         assert!((silu(-20.0)).abs() < 1e-7);
         let mut g = [1.0f32, 2.0];
         swiglu_inplace(&mut g, &[2.0, 0.5]);
+        assert_eq!(g, [silu_ggml(1.0) * 2.0, silu_ggml(2.0) * 0.5]);
         assert!((g[0] - 2.0 * silu(1.0)).abs() < 1e-6 && (g[1] - 0.5 * silu(2.0)).abs() < 1e-6);
         assert_eq!(silu_ggml(0.0), 0.0);
         assert!(silu_ggml(-200.0) == 0.0 && silu_ggml(200.0) == 200.0);
@@ -193,5 +203,18 @@ mod tests {
         geglu_inplace(&mut g, &[3.0, 2.0]);
         assert_eq!(g[0], gelu_tanh_f16(0.5) * 3.0);
         assert_eq!(g[1], gelu_tanh_f16(-0.25) * 2.0);
+        // below -10 the result is +0.0 whatever the sign of `up`, as in ggml
+        let mut g = [-11.0f32];
+        geglu_inplace(&mut g, &[-2.0]);
+        assert_eq!(g[0].to_bits(), 0);
+    }
+
+    /// An entry of ggml's GELU table (llama.cpp x86 build) that only the fused `1 + (a x) x`
+    /// reproduces: the unfused f32 expression rounds to the neighbouring f16.
+    #[test]
+    fn gelu_table_rounds_like_llama_cpp() {
+        let x = f16::from_bits(0xbfff).to_f32(); // -1.9990234375
+        assert_eq!(f16::from_f32(gelu_tanh_f16(x)).to_bits(), 0xa9d3);
+        assert_eq!(f16::from_bits(0xa9d3).to_f32(), gelu_tanh_f16(x));
     }
 }
