@@ -623,8 +623,13 @@ fn quantized_kv_caches_match_their_rounding() {
                 "{} head {} {kv}: {d} (vs unrotated {unrotated})",
                 s.arch, s.head_dim
             );
+            // The cache is read exactly, but the keys and values kiln computes differ from the
+            // f64 reference in the last bits (f16 GELU table, Q8 activations); where such a
+            // difference crosses a q4_0 rounding boundary (1/16 of a block's range) the logits
+            // move by up to ~0.1 on these tiny models (measured 0.077 for gemma3 head 128).
+            let tol = if kv == GgmlType::Q4_0 { 0.12 } else { 0.03 };
             assert!(
-                d < 0.03,
+                d < tol,
                 "{} head {} {kv}: max |Δlogit| {d}",
                 s.arch,
                 s.head_dim
