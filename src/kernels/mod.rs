@@ -217,6 +217,15 @@ pub fn isa() -> Isa {
     Kernels::get().isa
 }
 
+/// Whether the process-wide table is an x86 one, whose ISAs all include FMA and F16C: code
+/// outside this module compiled with those features (bit-identical, only faster) asks here
+/// instead of asking the CPU, so `KILN_ISA=scalar` also turns it off.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn x86_fma_f16c() -> bool {
+    matches!(isa(), Isa::Avx2 | Isa::Avx512 | Isa::Avx512Vnni)
+}
+
 /// Picks the process-wide table: `KILN_ISA` if set and supported, else the best available.
 fn choose() -> &'static Kernels {
     let best = || {

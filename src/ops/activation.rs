@@ -94,8 +94,8 @@ pub fn silu_ggml(x: f32) -> f32 {
 pub fn swiglu_inplace(gate: &mut [f32], up: &[f32]) {
     assert_eq!(gate.len(), up.len(), "swiglu: lengths differ");
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has FMA (checked just above).
+    if crate::kernels::x86_fma_f16c() {
+        // SAFETY: the CPU has FMA (checked just above: every x86 kernel table requires it).
         unsafe { swiglu_fma(gate, up) };
         return;
     }

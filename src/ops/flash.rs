@@ -97,10 +97,10 @@ unsafe fn attend_tiled_f16_fma(
     attend_tiled_f16_impl(q, kv, kv_head, keys, scale, out);
 }
 
-/// Whether this x86 CPU has FMA and F16C (cached by the standard library).
+/// Whether the selected kernels are x86 ones (all of which require FMA and F16C).
 #[cfg(target_arch = "x86_64")]
 fn has_fma_f16c() -> bool {
-    is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+    crate::kernels::x86_fma_f16c()
 }
 
 /// Largest head size of the flash kernels (their row buffers are on the stack).
@@ -302,7 +302,7 @@ fn attend_one_chunk_f16_impl(
 #[inline(always)]
 fn f16_row(src: &[u8], dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("f16c") {
+    if has_fma_f16c() {
         // SAFETY: the CPU has F16C (checked just above).
         unsafe { f16_row_f16c(src, dst) };
         return;
