@@ -109,13 +109,61 @@ fn matmul_equals_vec_dot_per_element() {
                 let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.f32()).collect();
                 let mut out = vec![f32::NAN; n_tokens * rows];
                 k.matmul(&w, &x, n_tokens, &mut out, &mut scratch).unwrap();
-                if isa == kernels::Isa::Scalar && batch_rounds_differently(t, rows, n_tokens) {
+                if batch_rounds_differently(t, rows, n_tokens) {
                     // llama.cpp's batch kernel for this case rounds differently from its
-                    // vec_dot; the scalar ISA follows it (checked in `kernels_llamacpp.rs`).
+                    // vec_dot and kiln follows it (checked in `kernels_llamacpp.rs` and
+                    // `exact_types_match_scalar_on_every_path`).
                     continue;
                 }
                 let want = by_vec_dot(k, &w, &x, n_tokens);
                 assert_eq!(bits(&out), bits(&want), "{isa} {t} n_tokens {n_tokens}");
+            }
+        }
+    }
+}
+
+/// The types whose kernels reproduce llama.cpp's x86 arithmetic (see `kernels::scalar`): on
+/// these, every ISA must give the scalar reference's bits on every matmul code path.
+const EXACT_TYPES: [GgmlType; 9] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::IQ4_NL,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
+
+#[test]
+fn exact_types_match_scalar_on_every_path() {
+    // 16 rows: Q4_K takes the repacked gemm (groups of 4 tokens) and gemv (the rest); 12 rows:
+    // vec_dot below 8 tokens, the tiled K-quant matmul from 8; IQ4_NL tinyBLAS from 2.
+    let mut rng = Rng(11);
+    let scalar = Kernels::for_isa(kernels::Isa::Scalar).unwrap();
+    let mut scratch = MatMulScratch::new();
+    for t in EXACT_TYPES {
+        let cols = if t.block_size() == 256 { 1024 } else { 352 };
+        for rows in [12, 16] {
+            let data = matrix(t, rows, cols, &mut rng);
+            let w = QMatrix::new(t, rows, cols, &data).unwrap();
+            for n_tokens in [1, 2, 3, 4, 5, 7, 8, 9, 13] {
+                let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.f32()).collect();
+                let mut want = vec![f32::NAN; n_tokens * rows];
+                scalar
+                    .matmul(&w, &x, n_tokens, &mut want, &mut scratch)
+                    .unwrap();
+                for isa in kernels::available_isas() {
+                    let k = Kernels::for_isa(isa).unwrap();
+                    let mut out = vec![f32::NAN; n_tokens * rows];
+                    k.matmul(&w, &x, n_tokens, &mut out, &mut scratch).unwrap();
+                    assert_eq!(
+                        bits(&out),
+                        bits(&want),
+                        "{isa} {t} {rows} rows, {n_tokens} tokens"
+                    );
+                }
             }
         }
     }

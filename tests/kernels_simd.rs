@@ -503,7 +503,17 @@ fn bad_lengths_are_errors() {
 
 /// Weight types whose kernels follow llama.cpp's x86 float order exactly on every ISA, so
 /// that kiln's logits are llama.cpp's bit for bit (see `kernels::scalar`).
-const EXACT_TYPES: [GgmlType; 1] = [GgmlType::Q4_1];
+const EXACT_TYPES: [GgmlType; 9] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::IQ4_NL,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
 
 #[test]
 fn exact_types_equal_scalar_bit_for_bit() {

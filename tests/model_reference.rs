@@ -125,15 +125,6 @@ const EXACT: Bounds = Bounds {
     kiln_near_tie: 0.0,
 };
 
-/// Regression bounds for a model whose arithmetic still differs from llama.cpp's (noise floor
-/// ~0.95 / 0.05, swings of up to ~1.2 in the top-2 margin).
-const NOISY: Bounds = Bounds {
-    confident_margin: 1.5,
-    min_top1: 0.94,
-    max_mean_dlogprob: 0.07,
-    kiln_near_tie: 0.3,
-};
-
 fn argmax(x: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &v) in x.iter().enumerate() {
@@ -297,5 +288,5 @@ fn smollm2_matches_llama_cpp() {
 
 #[test]
 fn gemma3_matches_llama_cpp() {
-    check_model(common::GEMMA3, common::GEMMA3_REF, &NOISY);
+    check_model(common::GEMMA3, common::GEMMA3_REF, &EXACT);
 }

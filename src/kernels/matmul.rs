@@ -217,20 +217,17 @@ impl Kernels {
         Ok(())
     }
 
-    /// The dot kernel for weights `dtype` on `path`. The scalar ISA has every path's rounding;
-    /// the SIMD tables have one kernel per type so far (used for every path).
+    /// The dot kernel for weights `dtype` on `path`: the table's per-path kernel where the
+    /// path rounds differently from `vec_dot`, else the type's `vec_dot` kernel.
     fn dot_for(&self, dtype: GgmlType, path: Path) -> Option<DotRowsFn> {
-        use super::scalar::rows;
-        if path == Path::VecDot || self.isa != super::Isa::Scalar {
-            return self.dot_fn(dtype);
-        }
+        let p = &self.paths;
         Some(match (dtype, path) {
-            (GgmlType::Q4_K, Path::Q4K8x8Gemv) => rows::q4_k_8x8_gemv,
-            (GgmlType::Q4_K, Path::Q4K8x8Gemm) => rows::q4_k_8x8_gemm,
-            (GgmlType::Q4_K, Path::Tiled) => rows::q4_k_tiled,
-            (GgmlType::Q5_K, Path::Tiled) => rows::q5_k_tiled,
-            (GgmlType::Q6_K, Path::Tiled) => rows::q6_k_tiled,
-            (GgmlType::IQ4_NL, Path::TinyBlas) => rows::iq4_nl_tinyblas,
+            (GgmlType::Q4_K, Path::Q4K8x8Gemv) => p.q4_k_gemv,
+            (GgmlType::Q4_K, Path::Q4K8x8Gemm) => p.q4_k_gemm,
+            (GgmlType::Q4_K, Path::Tiled) => p.q4_k_tiled,
+            (GgmlType::Q5_K, Path::Tiled) => p.q5_k_tiled,
+            (GgmlType::Q6_K, Path::Tiled) => p.q6_k_tiled,
+            (GgmlType::IQ4_NL, Path::TinyBlas) => p.iq4_nl_tinyblas,
             _ => return self.dot_fn(dtype),
         })
     }

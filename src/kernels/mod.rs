@@ -158,7 +158,33 @@ pub struct Kernels {
     pub(crate) quantize_q8_k: ConvertFn,
     pub(crate) to_f16: ConvertFn,
     pub(crate) to_bf16: ConvertFn,
+    /// The kernels of the matrix-product code paths that round differently from `vec_dot`.
+    pub(crate) paths: PathKernels,
 }
+
+/// Dot kernels for the code paths of llama.cpp's matrix product whose rounding differs from
+/// its one-token `vec_dot` (see `matmul::Path`): the repacked Q4_K gemv and gemm, the tiled
+/// K-quant matmul, tinyBLAS for IQ4_NL. Each computes exactly what its scalar twin in
+/// `scalar.rs` defines, on every ISA.
+#[derive(Clone, Copy)]
+pub(crate) struct PathKernels {
+    pub(crate) q4_k_gemv: DotRowsFn,
+    pub(crate) q4_k_gemm: DotRowsFn,
+    pub(crate) q4_k_tiled: DotRowsFn,
+    pub(crate) q5_k_tiled: DotRowsFn,
+    pub(crate) q6_k_tiled: DotRowsFn,
+    pub(crate) iq4_nl_tinyblas: DotRowsFn,
+}
+
+/// The scalar per-path kernels.
+pub(crate) const SCALAR_PATHS: PathKernels = PathKernels {
+    q4_k_gemv: scalar::rows::q4_k_8x8_gemv,
+    q4_k_gemm: scalar::rows::q4_k_8x8_gemm,
+    q4_k_tiled: scalar::rows::q4_k_tiled,
+    q5_k_tiled: scalar::rows::q5_k_tiled,
+    q6_k_tiled: scalar::rows::q6_k_tiled,
+    iq4_nl_tinyblas: scalar::rows::iq4_nl_tinyblas,
+};
 
 impl std::fmt::Debug for Kernels {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -189,6 +215,7 @@ static SCALAR: Kernels = Kernels {
     quantize_q8_k: scalar_convert::q8_k,
     to_f16: scalar_convert::f16,
     to_bf16: scalar_convert::bf16,
+    paths: SCALAR_PATHS,
 };
 
 /// The table of `isa` if this CPU supports it (the scalar one always).

@@ -15,11 +15,12 @@
 //! `tests/kernels_llamacpp.rs` checks the reproduced types against ggml's own results.
 //!
 //! The SIMD kernels must compute exactly the same: any exact integer method, but the float
-//! operations as written here. So far they do for Q4_1 and the activation quantizers
-//! (`tests/kernels_simd.rs`, `EXACT_TYPES`); the other SIMD kernels compute the same integer
-//! partial sums and still add the float terms in their own order (tested with a tolerance),
-//! and the SIMD tables use one kernel for every `matmul::Path`. Hence SmolLM2 equals
-//! llama.cpp bit for bit on every ISA, Gemma 3 only with `KILN_ISA=scalar` for now.
+//! operations as written here, and a kernel per `matmul::Path` (the tables' `paths`). On x86
+//! they do for every type above (`tests/kernels_simd.rs`, `EXACT_TYPES`;
+//! `tests/kernels_matmul.rs`, every path); the AVX-512 tables use the AVX2 kernels for them
+//! until 512-bit versions in this order exist, and the NEON tables use these scalar kernels
+//! (Q4_1 excepted) until NEON versions do. Hence SmolLM2 and Gemma 3 equal llama.cpp bit for
+//! bit on every ISA.
 //!
 //! All kernels read blocks from byte slices at any alignment (`pod_read_unaligned`), so a row
 //! from a file whose tensors are not aligned still works. A row is `nb` whole blocks; the row

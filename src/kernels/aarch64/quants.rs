@@ -17,6 +17,11 @@
 //! Block layouts (bytes): Q8_0 `d@0 qs@2` (34); Q8_1 `d@0 s@2 qs@4` (36); Q8_K `d:f32@0 qs@4
 //! bsums:i16[16]@260` (292). The weight layouts are given at each kernel.
 
+// Interim: the kernels of the types whose float order is fixed to llama.cpp's x86 one
+// (`scalar.rs`) are not in that order here yet, so the NEON tables use the scalar kernels for
+// them and these stay compiled but unused until they are rewritten.
+#![allow(dead_code)]
+
 use core::arch::aarch64::*;
 
 use super::neon::{f16_at, ld_s8, ld_s16, ld_u8};

@@ -47,6 +47,14 @@ pub(in crate::kernels) static AVX2: Kernels = Kernels {
     quantize_q8_k: convert::q8_k,
     to_f16: convert::f16,
     to_bf16: convert::bf16,
+    paths: crate::kernels::PathKernels {
+        q4_k_gemv: rows::q4_k_gemv,
+        q4_k_gemm: rows::q4_k_gemm,
+        q4_k_tiled: rows::q4_k_tiled,
+        q5_k_tiled: rows::q5_k_tiled,
+        q6_k_tiled: rows::q6_k_tiled,
+        iq4_nl_tinyblas: rows::iq4_nl_tinyblas,
+    },
 };
 
 mod rows {
@@ -62,6 +70,12 @@ mod rows {
         q5_k: dot_q5_k, 176, 292;
         q6_k: dot_q6_k, 210, 292;
         iq4_xs: dot_iq4_xs, 136, 292;
+        iq4_nl: dot_iq4_nl_vec, 18, 34;
+        q4_k_gemv: dot_q4_k_gemv, 144, 292;
+        q4_k_gemm: dot_q4_k_gemm, 144, 292;
+        q4_k_tiled: dot_q4_k_tiled, 144, 292;
+        q5_k_tiled: dot_q5_k_tiled, 176, 292;
+        q6_k_tiled: dot_q6_k_tiled, 210, 292;
     }
     group_rows_fns! {
         features = "avx2,fma,f16c";
@@ -70,7 +84,7 @@ mod rows {
         q5_0: dot_q5_0_rows, 22, 34, group = 4;
         q5_1: dot_q5_1_rows, 24, 36, group = 4;
         q8_0: dot_q8_0_rows, 34, 34, group = 4;
-        iq4_nl: dot_iq4_nl_rows, 18, 34, group = 4;
+        iq4_nl_tinyblas: dot_iq4_nl_rows, 18, 34, group = 4;
     }
 }
 
@@ -391,6 +405,7 @@ macro_rules! one_row {
         /// # Safety
         /// As the rows kernel's.
         #[inline(always)]
+        #[allow(dead_code)]
         pub(super) unsafe fn $one(w: *const u8, x: *const u8, nb: usize) -> f32 {
             // SAFETY: caller's contract.
             unsafe { $rows::<1>([w], x, nb)[0] }
@@ -641,7 +656,8 @@ pub(super) unsafe fn dot_q5_0_rows<const R: usize>(
     }
 }
 
-/// Q5_1 × Q8_1 for `R` rows: q = nibble | (qh bit << 4), `d_w d_x Σ q y + m_w s_x`.
+/// Q5_1 × Q8_1 for `R` rows in the reference's order (`scalar::dot_q5_1`): as
+/// [`dot_q4_1_rows`] with `q = nibble | (qh bit << 4)` (pair sums at most `2 · 31 · 127`).
 ///
 /// # Safety
 /// Each `w[r]`: `nb` Q5_1 blocks, `x`: `nb` Q8_1 blocks; AVX2, FMA, F16C available.
@@ -654,19 +670,26 @@ pub(super) unsafe fn dot_q5_1_rows<const R: usize>(
     // SAFETY: block `i` of a row is bytes `24 i ..`, of `x` `36 i ..`; loads stay inside.
     unsafe {
         let sixteen = _mm256_set1_epi8(16);
-        legacy_rows!(
-            w,
-            x,
-            nb,
-            ws = 24,
-            xs = 36,
-            mins = true,
-            |xb| load32(xb.add(4)),
-            |wb, y| {
+        let mut summs = [0.0f32; R];
+        let mut acc = [_mm256_setzero_ps(); R];
+        for i in 0..nb {
+            let xb = x.add(36 * i);
+            let (dx, sx) = (f16_at(xb), f16_at(xb.add(2)));
+            let y = load32(xb.add(4));
+            for r in 0..R {
+                let wb = w[r].add(24 * i);
+                summs[r] = f16_at(wb.add(2)).mul_add(sx, summs[r]);
+                let d = _mm256_set1_ps(f16_at(wb) * dx);
                 let hb = _mm256_and_si256(bits_to_bytes(wb.add(4)), sixteen);
-                dot_u8i8(_mm256_or_si256(nibbles32(wb.add(8)), hb), *y)
+                let q = _mm256_or_si256(nibbles32(wb.add(8)), hb);
+                acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(q, y)), acc[r]);
             }
-        )
+        }
+        let mut out = [0.0f32; R];
+        for r in 0..R {
+            out[r] = hsum_ps(acc[r]) + summs[r];
+        }
+        out
     }
 }
 
@@ -734,6 +757,39 @@ pub(super) unsafe fn dot_iq4_nl_rows<const R: usize>(
                 _mm256_madd_epi16(mul_i8_pairs(q, *y), _mm256_set1_epi16(1))
             }
         )
+    }
+}
+
+/// IQ4_NL × Q8_0 as llama.cpp's x86 `vec_dot` rounds it (`scalar::dot_iq4_nl`, one token):
+/// even blocks into one set of eight lanes and odd ones into another (one FMA by `d_x d_w` per
+/// block), `hsum8` of their lane-wise sum; an odd last block added after that as
+/// `sum + (d_x d_w)·Σ`. (Batches use [`dot_iq4_nl_rows`], tinyBLAS's order.)
+///
+/// # Safety
+/// `w`: `nb` IQ4_NL blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
+#[inline(always)]
+unsafe fn dot_iq4_nl_vec(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
+    unsafe {
+        let table = iq4nl_table();
+        let lanes = |i: usize| {
+            let (wb, xb) = (w.add(18 * i), x.add(34 * i));
+            let q = _mm256_shuffle_epi8(table, nibbles32(wb.add(2)));
+            let s = _mm256_madd_epi16(mul_i8_pairs(q, load32(xb.add(2))), _mm256_set1_epi16(1));
+            (f16_at(xb) * f16_at(wb), s)
+        };
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for i in 0..nb - nb % 2 {
+            let (d, s) = lanes(i);
+            acc[i % 2] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s), acc[i % 2]);
+        }
+        let sumf = hsum_ps(_mm256_add_ps(acc[0], acc[1]));
+        if nb % 2 == 1 {
+            let (d, s) = lanes(nb - 1);
+            sumf + d * hsum_epi32(s) as f32
+        } else {
+            sumf
+        }
     }
 }
 
@@ -921,16 +977,93 @@ unsafe fn k4_min_sum(mins: __m128i, bsums: *const u8) -> __m128i {
     }
 }
 
-/// Q4_K × Q8_K.
+/// The integer part of a Q4_K (`Q5 = false`; 144 bytes: d 0, dmin 2, scales 4, qs 16) or
+/// Q5_K (`Q5 = true`; 176 bytes: d 0, dmin 2, scales 4, qh 16, qs 48) block against a Q8_K
+/// block: per 64-element pair of groups `j`, eight i32 lanes (lane `m`:
+/// `sc[2j]·Σ_{t<4} q·y` over the elements `64j + 4m + t`, plus `sc[2j+1]·…` over
+/// `64j + 32 + 4m + t`), and the min sums in four lanes (lane `p`:
+/// `m[2p]·B[2p] + m[2p+1]·B[2p+1]`, `B` the 32-element activation sums). All exact.
 ///
 /// # Safety
-/// `w`: `nb` Q4_K blocks (144 bytes: d 0, dmin 2, scales 4, qs 16), `x`: `nb` Q8_K blocks;
-/// AVX2, FMA, F16C available.
+/// `wb` readable for one block, `xb` for one Q8_K block; AVX2 available.
+#[inline(always)]
+unsafe fn k4_block<const Q5: bool>(wb: *const u8, xb: *const u8) -> ([__m256i; 4], __m128i) {
+    // SAFETY: every load stays inside the two blocks (offsets above).
+    unsafe {
+        let m4 = _mm256_set1_epi8(0x0F);
+        let one = _mm256_set1_epi8(1);
+        let (sc, mn) = k4_scales16(wb.add(4));
+        let mins = k4_min_sum(mn, xb.add(Q8K_BSUMS));
+        let qh = if Q5 {
+            load32(wb.add(16))
+        } else {
+            _mm256_setzero_si256()
+        };
+        let qs = wb.add(if Q5 { 48 } else { 16 });
+        let mut s = [_mm256_setzero_si256(); 4];
+        for (j, s) in s.iter_mut().enumerate() {
+            let q4 = load32(qs.add(32 * j));
+            let mut lo = _mm256_and_si256(q4, m4);
+            let mut hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            if Q5 {
+                let h0 = _mm256_and_si256(srl16(qh, 2 * j as i32), one);
+                let h1 = _mm256_and_si256(srl16(qh, 2 * j as i32 + 1), one);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
+            }
+            let y0 = load32(xb.add(Q8K_QS + 64 * j));
+            let y1 = load32(xb.add(Q8K_QS + 64 * j + 32));
+            let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), scale_pair(sc, 2 * j, 2 * j));
+            let p1 = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(hi, y1),
+                scale_pair(sc, 2 * j + 1, 2 * j + 1),
+            );
+            *s = _mm256_add_epi32(p0, p1);
+        }
+        (s, mins)
+    }
+}
+
+/// `[Σ lanes of s[0], Σ s[1], Σ s[2], Σ s[3]]` (exact integer sums).
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+unsafe fn reduce4(s: [__m256i; 4]) -> [i32; 4] {
+    // SAFETY: register-only intrinsics, then a store to a local array.
+    unsafe {
+        let h = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+        let v = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        let mut out = [0i32; 4];
+        _mm_storeu_si128(out.as_mut_ptr().cast(), v);
+        out
+    }
+}
+
+/// The sum of four i32 lanes.
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+unsafe fn hsum4_epi32(v: __m128i) -> i32 {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let v = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
+        let v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0b01));
+        _mm_cvtsi128_si32(v)
+    }
+}
+
+/// Q4_K × Q8_K in the reference's order (`scalar::dot_q4_k`, llama.cpp's x86 `vec_dot`): per
+/// block, the eight lanes of [`k4_block`] summed and accumulated with one FMA by `d_w d_x`;
+/// the four min lanes with one FMA by `−d_x dmin_w`; `hsum8` plus `(a0 + a2) + (a1 + a3)`.
+///
+/// # Safety
+/// `w`: `nb` Q4_K blocks, `x`: `nb` Q8_K blocks; AVX2, FMA, F16C available.
 #[inline(always)]
 pub(super) unsafe fn dot_q4_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
     // SAFETY: block `i` of `w` is bytes `144 i ..`, of `x` `292 i ..`; loads stay inside.
     unsafe {
-        let m4 = _mm256_set1_epi8(0x0F);
         let mut acc = _mm256_setzero_ps();
         let mut acc_m = _mm_setzero_ps();
         for i in 0..nb {
@@ -938,146 +1071,230 @@ pub(super) unsafe fn dot_q4_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
             let yd = q8k_d(xb);
             let dm = f16x2(wb);
             let d = _mm_cvtss_f32(dm) * yd;
-            let dmin = _mm_cvtss_f32(_mm_movehdup_ps(dm)) * yd;
-            let (sc, mn) = k4_scales16(wb.add(4));
-            acc_m = _mm_fmadd_ps(
-                _mm_set1_ps(dmin),
-                _mm_cvtepi32_ps(k4_min_sum(mn, xb.add(Q8K_BSUMS))),
-                acc_m,
-            );
-            let mut sumi = _mm256_setzero_si256();
-            for j in 0..4 {
-                let q4 = load32(wb.add(16 + 32 * j));
-                let lo = _mm256_and_si256(q4, m4);
-                let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-                let y0 = load32(xb.add(Q8K_QS + 64 * j));
-                let y1 = load32(xb.add(Q8K_QS + 64 * j + 32));
-                let p0 =
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), scale_pair(sc, 2 * j, 2 * j));
-                let p1 = _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(hi, y1),
-                    scale_pair(sc, 2 * j + 1, 2 * j + 1),
-                );
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
-            }
+            let dmin = -yd * _mm_cvtss_f32(_mm_movehdup_ps(dm));
+            let (s, mins) = k4_block::<false>(wb, xb);
+            acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(mins), acc_m);
+            let sumi = _mm256_add_epi32(_mm256_add_epi32(s[0], s[1]), _mm256_add_epi32(s[2], s[3]));
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         }
-        let m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-        let m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        hsum_ps(acc) - _mm_cvtss_f32(m)
+        let mut m = [0.0f32; 4];
+        _mm_storeu_ps(m.as_mut_ptr(), acc_m);
+        hsum_ps(acc) + ((m[0] + m[2]) + (m[1] + m[3]))
     }
 }
 
-/// Q5_K × Q8_K: Q4_K plus bit `g` of `qh[l]` (worth 16) for group `g`.
+/// Q5_K × Q8_K in the reference's order (`scalar::dot_q5_k`): eight lanes as in [`dot_q4_k`]
+/// with 5-bit weights, the mins as one integer added with `summs = fma(−d_x dmin_w, Σ, summs)`;
+/// `hsum8(acc) + summs`.
 ///
 /// # Safety
-/// `w`: `nb` Q5_K blocks (176 bytes: d 0, dmin 2, scales 4, qh 16, qs 48), `x`: `nb` Q8_K
-/// blocks; AVX2, FMA, F16C available.
+/// `w`: `nb` Q5_K blocks, `x`: `nb` Q8_K blocks; AVX2, FMA, F16C available.
 #[inline(always)]
 pub(super) unsafe fn dot_q5_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
     // SAFETY: block `i` of `w` is bytes `176 i ..`, of `x` `292 i ..`; loads stay inside.
     unsafe {
-        let m4 = _mm256_set1_epi8(0x0F);
-        let one = _mm256_set1_epi8(1);
         let mut acc = _mm256_setzero_ps();
-        let mut acc_m = _mm_setzero_ps();
+        let mut summs = 0.0f32;
         for i in 0..nb {
             let (wb, xb) = (w.add(176 * i), x.add(292 * i));
             let yd = q8k_d(xb);
             let dm = f16x2(wb);
             let d = _mm_cvtss_f32(dm) * yd;
-            let dmin = _mm_cvtss_f32(_mm_movehdup_ps(dm)) * yd;
-            let (sc, mn) = k4_scales16(wb.add(4));
-            acc_m = _mm_fmadd_ps(
-                _mm_set1_ps(dmin),
-                _mm_cvtepi32_ps(k4_min_sum(mn, xb.add(Q8K_BSUMS))),
-                acc_m,
-            );
-            let qh = load32(wb.add(16));
-            let mut sumi = _mm256_setzero_si256();
-            for j in 0..4 {
-                let q4 = load32(wb.add(48 + 32 * j));
-                let h0 = _mm256_and_si256(srl16(qh, 2 * j as i32), one);
-                let h1 = _mm256_and_si256(srl16(qh, 2 * j as i32 + 1), one);
-                let lo = _mm256_or_si256(_mm256_and_si256(q4, m4), _mm256_slli_epi16(h0, 4));
-                let hi = _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4),
-                    _mm256_slli_epi16(h1, 4),
-                );
-                let y0 = load32(xb.add(Q8K_QS + 64 * j));
-                let y1 = load32(xb.add(Q8K_QS + 64 * j + 32));
-                let p0 =
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), scale_pair(sc, 2 * j, 2 * j));
-                let p1 = _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(hi, y1),
-                    scale_pair(sc, 2 * j + 1, 2 * j + 1),
-                );
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
-            }
+            let dmin = -yd * _mm_cvtss_f32(_mm_movehdup_ps(dm));
+            let (s, mins) = k4_block::<true>(wb, xb);
+            summs = dmin.mul_add(hsum4_epi32(mins) as f32, summs);
+            let sumi = _mm256_add_epi32(_mm256_add_epi32(s[0], s[1]), _mm256_add_epi32(s[2], s[3]));
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         }
-        let m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-        let m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        hsum_ps(acc) - _mm_cvtss_f32(m)
+        hsum_ps(acc) + summs
     }
 }
 
-/// Q6_K × Q8_K: q = ql nibble | qh 2 bits << 4 in 0..64 (value q − 32), so
-/// `Σ_g s_g (Σ q y − 32 bsum_g)`.
+/// Which of llama.cpp's batch code paths a Q4_K / Q5_K path kernel rounds like.
+const GEMV: u8 = 0;
+const GEMM: u8 = 1;
+const TILED: u8 = 2;
+
+/// Q4_K (`Q5 = false`) or Q5_K × Q8_K as one of llama.cpp's batch paths rounds it:
+/// `GEMV` = `scalar::dot_q4_k_8x8_gemv`, `GEMM` = `scalar::dot_q4_k_8x8_gemm`, `TILED` =
+/// `scalar::dot_q4_k_tiled` / `dot_q5_k_tiled`. The integer sums come from [`k4_block`].
 ///
 /// # Safety
-/// `w`: `nb` Q6_K blocks (210 bytes: ql 0, qh 128, scales 192, d 208), `x`: `nb` Q8_K blocks;
-/// AVX2, FMA, F16C available.
+/// `w`: `nb` blocks, `x`: `nb` Q8_K blocks; AVX2, FMA, F16C available.
 #[inline(always)]
-unsafe fn dot_q6_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `210 i ..`, of `x` `292 i ..`; loads stay inside.
+unsafe fn dot_k4_path<const Q5: bool, const PATH: u8>(
+    w: *const u8,
+    x: *const u8,
+    nb: usize,
+) -> f32 {
+    let bs = if Q5 { 176 } else { 144 };
+    // SAFETY: block `i` of `w` is bytes `bs i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
+        let mut acc = 0.0f32;
+        let mut acc_m = 0.0f32;
+        for i in 0..nb {
+            let (wb, xb) = (w.add(bs * i), x.add(292 * i));
+            let yd = q8k_d(xb);
+            let (dw, dminw) = (f16_at(wb), f16_at(wb.add(2)));
+            let (s, mins) = k4_block::<Q5>(wb, xb);
+            let isums = reduce4(s);
+            match PATH {
+                GEMM => {
+                    let mut m = [0i32; 4];
+                    _mm_storeu_si128(m.as_mut_ptr().cast(), mins);
+                    let (dd, dm) = (dw * yd, dminw * yd);
+                    for sb in 0..4 {
+                        acc = (isums[sb] as f32).mul_add(dd, acc);
+                        acc_m = (m[sb] as f32).mul_add(dm, acc_m);
+                    }
+                }
+                _ => {
+                    let isum = isums[0] + isums[1] + isums[2] + isums[3];
+                    let imin = hsum4_epi32(mins);
+                    if PATH == GEMV {
+                        acc = (isum as f32).mul_add(dw * yd, acc);
+                        acc_m = (imin as f32).mul_add(dminw * yd, acc_m);
+                    } else {
+                        let r = (-dminw).mul_add(imin as f32, isum as f32 * dw);
+                        acc = r.mul_add(yd, acc);
+                    }
+                }
+            }
+        }
+        acc - acc_m
+    }
+}
+
+/// [`dot_k4_path`] instances for the row drivers.
+///
+/// # Safety
+/// As [`dot_k4_path`]'s.
+#[inline(always)]
+unsafe fn dot_q4_k_gemv(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: caller's contract.
+    unsafe { dot_k4_path::<false, GEMV>(w, x, nb) }
+}
+
+/// See [`dot_q4_k_gemv`].
+///
+/// # Safety
+/// As [`dot_k4_path`]'s.
+#[inline(always)]
+unsafe fn dot_q4_k_gemm(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: caller's contract.
+    unsafe { dot_k4_path::<false, GEMM>(w, x, nb) }
+}
+
+/// See [`dot_q4_k_gemv`].
+///
+/// # Safety
+/// As [`dot_k4_path`]'s.
+#[inline(always)]
+unsafe fn dot_q4_k_tiled(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: caller's contract.
+    unsafe { dot_k4_path::<false, TILED>(w, x, nb) }
+}
+
+/// See [`dot_q4_k_gemv`].
+///
+/// # Safety
+/// As [`dot_k4_path`]'s.
+#[inline(always)]
+unsafe fn dot_q5_k_tiled(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: caller's contract.
+    unsafe { dot_k4_path::<true, TILED>(w, x, nb) }
+}
+
+/// The integer part of a Q6_K block (210 bytes: ql 0, qh 128, scales 192, d 208) against a
+/// Q8_K block: eight i32 lanes, lane `m` summing `sc[g]·q_k·y_k` (unsigned `q`) over the
+/// elements `k = 32c + 4m + t` minus `32·(B[2m]·sc[2m] + B[2m+1]·sc[2m+1])` (`B` the 16-element
+/// activation sums), exactly as `scalar::dot_q6_k` defines the lanes.
+///
+/// # Safety
+/// `wb` readable for one Q6_K block, `xb` for one Q8_K block; AVX2 available.
+#[inline(always)]
+unsafe fn q6k_block(wb: *const u8, xb: *const u8) -> __m256i {
+    // SAFETY: every load stays inside the two blocks (offsets above).
     unsafe {
         let m4 = _mm256_set1_epi8(0x0F);
         let m2 = _mm256_set1_epi8(0x30);
+        let sc16 = _mm256_cvtepi8_epi16(load16(wb.add(192)));
+        let bsums = load32(xb.add(Q8K_BSUMS));
+        let corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5);
+        let s_lo = _mm256_permute2x128_si256(sc16, sc16, 0x00);
+        let s_hi = _mm256_permute2x128_si256(sc16, sc16, 0x11);
+        let mut sumi = _mm256_sub_epi32(_mm256_setzero_si256(), corr);
+        for h in 0..2 {
+            let sv = if h == 0 { s_lo } else { s_hi };
+            let ql0 = load32(wb.add(64 * h));
+            let ql1 = load32(wb.add(64 * h + 32));
+            let qh = load32(wb.add(128 + 32 * h));
+            // Elements 128h + [0..32, 32..64, 64..96, 96..128].
+            let q = [
+                _mm256_or_si256(
+                    _mm256_and_si256(ql0, m4),
+                    _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql1, m4),
+                    _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                    _mm256_and_si256(qh, m2),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
+                ),
+            ];
+            for (k, q) in q.into_iter().enumerate() {
+                let y = load32(xb.add(Q8K_QS + 128 * h + 32 * k));
+                let p = _mm256_maddubs_epi16(q, y);
+                let p = _mm256_madd_epi16(p, scale_pair(sv, 2 * k, 2 * k + 1));
+                sumi = _mm256_add_epi32(sumi, p);
+            }
+        }
+        sumi
+    }
+}
+
+/// Q6_K × Q8_K in the reference's order (`scalar::dot_q6_k`, llama.cpp's x86 `vec_dot`): the
+/// lanes of [`q6k_block`] accumulated with one FMA by `d_w d_x` per block, then `hsum8`.
+///
+/// # Safety
+/// `w`: `nb` Q6_K blocks, `x`: `nb` Q8_K blocks; AVX2, FMA, F16C available.
+#[inline(always)]
+pub(super) unsafe fn dot_q6_k(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `210 i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
         let mut acc = _mm256_setzero_ps();
         for i in 0..nb {
             let (wb, xb) = (w.add(210 * i), x.add(292 * i));
             let d = f16_at(wb.add(208)) * q8k_d(xb);
-            let sc16 = _mm256_cvtepi8_epi16(load16(wb.add(192)));
-            let bsums = load32(xb.add(Q8K_BSUMS));
-            let corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5);
-            let s_lo = _mm256_permute2x128_si256(sc16, sc16, 0x00);
-            let s_hi = _mm256_permute2x128_si256(sc16, sc16, 0x11);
-            let mut sumi = _mm256_sub_epi32(_mm256_setzero_si256(), corr);
-            for h in 0..2 {
-                let sv = if h == 0 { s_lo } else { s_hi };
-                let ql0 = load32(wb.add(64 * h));
-                let ql1 = load32(wb.add(64 * h + 32));
-                let qh = load32(wb.add(128 + 32 * h));
-                // Elements 128h + [0..32, 32..64, 64..96, 96..128].
-                let q = [
-                    _mm256_or_si256(
-                        _mm256_and_si256(ql0, m4),
-                        _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2),
-                    ),
-                    _mm256_or_si256(
-                        _mm256_and_si256(ql1, m4),
-                        _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2),
-                    ),
-                    _mm256_or_si256(
-                        _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                        _mm256_and_si256(qh, m2),
-                    ),
-                    _mm256_or_si256(
-                        _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                        _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
-                    ),
-                ];
-                for (k, q) in q.into_iter().enumerate() {
-                    let y = load32(xb.add(Q8K_QS + 128 * h + 32 * k));
-                    let p = _mm256_maddubs_epi16(q, y);
-                    let p = _mm256_madd_epi16(p, scale_pair(sv, 2 * k, 2 * k + 1));
-                    sumi = _mm256_add_epi32(sumi, p);
-                }
-            }
+            let sumi = q6k_block(wb, xb);
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         }
         hsum_ps(acc)
+    }
+}
+
+/// Q6_K × Q8_K as llama.cpp's tiled matmul rounds it (`scalar::dot_q6_k_tiled`): per block
+/// the exact total of [`q6k_block`] times `d_w`, then `acc = fma(that, d_x, acc)`.
+///
+/// # Safety
+/// `w`: `nb` Q6_K blocks, `x`: `nb` Q8_K blocks; AVX2, FMA, F16C available.
+#[inline(always)]
+unsafe fn dot_q6_k_tiled(w: *const u8, x: *const u8, nb: usize) -> f32 {
+    // SAFETY: block `i` of `w` is bytes `210 i ..`, of `x` `292 i ..`; loads stay inside.
+    unsafe {
+        let mut acc = 0.0f32;
+        for i in 0..nb {
+            let (wb, xb) = (w.add(210 * i), x.add(292 * i));
+            let s1 = hsum_epi32(q6k_block(wb, xb));
+            acc = (s1 as f32 * f16_at(wb.add(208))).mul_add(q8k_d(xb), acc);
+        }
+        acc
     }
 }
 
