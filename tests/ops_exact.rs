@@ -1,4 +1,4 @@
-//! The SIMD versions of the row-wise ops (flash attention, SwiGLU, GeGLU) give exactly the
+//! The SIMD versions of the row-wise ops (flash attention, SwiGLU, GeGLU, RoPE) give exactly the
 //! scalar code's bits, on every ISA this CPU runs, for random inputs: several head sizes
 //! (including ones with SIMD tails), key ranges with and without a sliding window, batches
 //! around the tiled kernel's threshold, and the exp polynomial's edge regions.
@@ -8,6 +8,7 @@ use kiln::kernels::{Isa, available_isas};
 use kiln::kv_cache::KvCache;
 use kiln::ops::activation::{geglu_inplace_with, swiglu_inplace_with};
 use kiln::ops::flash::{TILED_MIN_QUERIES, attend_one_chunk_f16_with, attend_tiled_f16_many_with};
+use kiln::ops::rope::{RopeMode, RopeParams, rope_apply_with, rope_cache};
 
 /// xorshift32 floats in `[-1, 1)`.
 struct Rng(u32);
@@ -243,5 +244,37 @@ fn activations_are_exact() {
         let mut got = gate.clone();
         swiglu_inplace_with(isa, &mut got, &up);
         assert_eq!(bits(&got), bits(&want), "swiglu {isa:?} exponents");
+    }
+}
+
+#[test]
+fn rope_is_exact() {
+    let isas = simd_isas();
+    let mut r = Rng::new(21);
+    for mode in [RopeMode::Normal, RopeMode::Neox] {
+        for (n_rot, head_dim) in [(64, 64), (256, 256), (32, 64), (2, 6), (22, 30), (48, 48)] {
+            let p = RopeParams {
+                n_rot,
+                base: 10000.0,
+                freq_scale: 1.0,
+                mode,
+            };
+            let mut cache = vec![0.0f32; n_rot];
+            for pos in [0usize, 1, 7, 100, 4095, 100_000] {
+                rope_cache(pos, &p, None, &mut cache);
+                let x = r.vec(head_dim, 50.0);
+                let mut want = x.clone();
+                rope_apply_with(Isa::Scalar, &mut want, &cache, mode);
+                for &isa in &isas {
+                    let mut got = x.clone();
+                    rope_apply_with(isa, &mut got, &cache, mode);
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "{isa:?} {mode:?} n_rot={n_rot} pos={pos}"
+                    );
+                }
+            }
+        }
     }
 }

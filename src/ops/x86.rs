@@ -529,3 +529,73 @@ pub(crate) fn attend_tiled_f16_many<'q>(
         scale_row(row, inv);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// RoPE
+// ---------------------------------------------------------------------------------------------
+
+/// `rope_apply` (rope.rs), [`RopeMode::Normal`](super::rope::RopeMode::Normal): each adjacent
+/// pair `(x0, x1)` becomes `(fma(x0, cos, -(x1 sin)), fma(x0, sin, x1 cos))`; `cache` is
+/// `[n_rot]` (`cos, sin` per pair), `head` at least that long.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn rope_normal(head: &mut [f32], cache: &[f32]) {
+    let n = cache.len();
+    let n8 = n / 8 * 8;
+    // -0.0 in the even lanes: negates the first product of each pair (exact).
+    let neg_even = _mm256_castsi256_ps(_mm256_set_epi32(
+        0,
+        i32::MIN,
+        0,
+        i32::MIN,
+        0,
+        i32::MIN,
+        0,
+        i32::MIN,
+    ));
+    let mut i = 0;
+    while i < n8 {
+        let x = ld(&head[i..]);
+        let cs = ld(&cache[i..]); // [c, s, ...]
+        let sc = _mm256_permute_ps::<0b10_11_00_01>(cs); // [s, c, ...]
+        let x0 = _mm256_moveldup_ps(x); // [x0, x0, ...]
+        let x1 = _mm256_movehdup_ps(x); // [x1, x1, ...]
+        let t = _mm256_xor_ps(_mm256_mul_ps(x1, sc), neg_even); // [-(x1 s), x1 c]
+        st(&mut head[i..], _mm256_fmadd_ps(x0, cs, t));
+        i += 8;
+    }
+    while i < n {
+        let (x0, x1, c, s) = (head[i], head[i + 1], cache[i], cache[i + 1]);
+        head[i] = x0.mul_add(c, -(x1 * s));
+        head[i + 1] = x0.mul_add(s, x1 * c);
+        i += 2;
+    }
+}
+
+/// `rope_apply` (rope.rs), [`RopeMode::Neox`](super::rope::RopeMode::Neox): element `i` pairs
+/// with `i + n_rot / 2`, rotated as in [`rope_normal`].
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn rope_neox(head: &mut [f32], cache: &[f32]) {
+    let half = cache.len() / 2;
+    let (lo, hi) = head[..2 * half].split_at_mut(half);
+    let h8 = half / 8 * 8;
+    let mut i = 0;
+    while i < h8 {
+        let a = ld(&cache[2 * i..]); // c0 s0 c1 s1 | c2 s2 c3 s3
+        let b = ld(&cache[2 * i + 8..]); // c4 s4 c5 s5 | c6 s6 c7 s7
+        let c = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+            _mm256_shuffle_ps::<0b10_00_10_00>(a, b),
+        )));
+        let s = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+            _mm256_shuffle_ps::<0b11_01_11_01>(a, b),
+        )));
+        let (x0, x1) = (ld(&lo[i..]), ld(&hi[i..]));
+        st(&mut lo[i..], _mm256_fmsub_ps(x0, c, _mm256_mul_ps(x1, s)));
+        st(&mut hi[i..], _mm256_fmadd_ps(x0, s, _mm256_mul_ps(x1, c)));
+        i += 8;
+    }
+    for j in h8..half {
+        let (x0, x1, c, s) = (lo[j], hi[j], cache[2 * j], cache[2 * j + 1]);
+        lo[j] = x0.mul_add(c, -(x1 * s));
+        hi[j] = x0.mul_add(s, x1 * c);
+    }
+}
