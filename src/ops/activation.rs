@@ -209,6 +209,14 @@ mod tests {
     }
 
     #[test]
+    fn pow2_is_exp2_on_every_exponent_expf_uses() {
+        for n in -192..=192 {
+            let n = n as f32;
+            assert_eq!(pow2_f64(n).to_bits(), f64::from(n).exp2().to_bits(), "{n}");
+        }
+    }
+
+    #[test]
     fn gelu_values() {
         assert_eq!(gelu_tanh(0.0), 0.0);
         // reference values of the tanh approximation

@@ -11,6 +11,13 @@
 //! - **one key at a time** ([`attend_one_chunk_f16`]), for smaller batches (decoding): the query
 //!   is rounded to `f16`, each score is ggml's `f16` dot product, the softmax is updated per key
 //!   with `expf`, and the weighted value sum is kept **in `f16`** (every update rounds to `f16`).
+//!
+//! The code below is the definition (and what `KILN_ISA=scalar` runs). With an x86 kernel
+//! table the same operations run in AVX2 + FMA + F16C (`ops/x86.rs`), bit for bit: the tiled
+//! kernel puts 64 keys in the lanes (each lane one key's sequential FMA chain over a transposed
+//! `f32` key tile, as ggml's `simd_gemm`) and widens each key/value tile once for a whole group
+//! of queries ([`attend_tiled_f16_many`]); the one-key kernel keeps the 4 × 16-lane
+//! accumulators of `dot_f16` as 8 registers of 8 lanes.
 
 use std::ops::Range;
 
