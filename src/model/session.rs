@@ -667,9 +667,11 @@ pub(crate) fn self_attention(
     // Below about this many multiply-adds (a decode step at a short context), attention
     // runs on the calling thread: splitting it costs more than it saves.
     let serial = n * n_head * (pos0 + n) * (dk + dv) < SERIAL_ATTN_WORK;
-    if dtype == GgmlType::F16 && p.softcap.is_none() {
-        // ggml's flash attention arithmetic: tiled for large batches, one key at a time else.
-        let tiled = n >= crate::ops::flash::TILED_MIN_QUERIES;
+    // ggml's flash attention arithmetic for an f16 cache: tiled for large batches (below, by
+    // groups of queries), one key at a time else.
+    let f16_tiled =
+        dtype == GgmlType::F16 && p.softcap.is_none() && n >= crate::ops::flash::TILED_MIN_QUERIES;
+    if dtype == GgmlType::F16 && p.softcap.is_none() && !f16_tiled {
         let q = &s.q;
         let rows = &mut s.att[..n * n_head * dv];
         let row = |(r, out): (usize, &mut [f32])| {
@@ -677,18 +679,7 @@ pub(crate) fn self_attention(
             let pos = pos0 + t;
             let lo = window.map_or(0, |w| (pos + 1).saturating_sub(w));
             let qr = &q[r * dk..(r + 1) * dk];
-            if tiled {
-                crate::ops::flash::attend_tiled_f16(qr, &layer, h / gqa, lo..pos + 1, p.scale, out);
-            } else {
-                crate::ops::flash::attend_one_chunk_f16(
-                    qr,
-                    &layer,
-                    h / gqa,
-                    lo..pos + 1,
-                    p.scale,
-                    out,
-                );
-            }
+            crate::ops::flash::attend_one_chunk_f16(qr, &layer, h / gqa, lo..pos + 1, p.scale, out);
         };
         if serial {
             rows.chunks_mut(dv).enumerate().for_each(row);
@@ -710,7 +701,9 @@ pub(crate) fn self_attention(
         }
         Ok(())
     };
-    if serial {
+    if f16_tiled {
+        // The tiled kernel takes the f32 queries.
+    } else if serial {
         qq.chunks_mut(n_head * qb)
             .zip(s.q.chunks(n_head * dk))
             .try_for_each(quantize)?;
@@ -720,6 +713,7 @@ pub(crate) fn self_attention(
             .try_for_each(quantize)?;
     }
     let qq = &*qq;
+    let q = &s.q;
 
     // Attention into [n_kv][n][gqa][dv], one work item per (KV head, token group).
     let tokens_per_item = (ATTN_QUERIES / gqa).max(1);
@@ -734,6 +728,22 @@ pub(crate) fn self_attention(
             let at = (t * n_head + h) * qb;
             (&qq[at..at + qb], lo..pos + 1)
         };
+        if f16_tiled {
+            let query = |i: usize| {
+                let (t, h) = (t0 + i / gqa, g * gqa + i % gqa);
+                let r = (t * n_head + h) * dk;
+                (&q[r..r + dk], query(i).1)
+            };
+            crate::ops::flash::attend_tiled_f16_many(
+                &layer,
+                g,
+                out.len() / dv,
+                query,
+                p.scale,
+                out,
+            );
+            return Ok(());
+        }
         attend_many(&layer, g, out.len() / dv, query, p, out)
     };
     let heads = &mut s.att_g[..n_kv * per_head];

@@ -8,6 +8,9 @@ use std::sync::OnceLock;
 
 use half::f16;
 
+use crate::kernels::Isa;
+use crate::ops::Simd;
+
 /// `sqrt(2 / pi)`, as ggml spells it.
 #[allow(clippy::excessive_precision)]
 const SQRT_2_OVER_PI: f32 = 0.797_884_560_802_865_355_879_892_119_868_76;
@@ -44,12 +47,14 @@ pub fn gelu_tanh_f16(x: f32) -> f32 {
 }
 
 /// The 65536-entry GELU table over every `f16` input (built once, 128 KiB).
-fn gelu_table() -> &'static [u16] {
-    static TABLE: OnceLock<Box<[u16]>> = OnceLock::new();
+fn gelu_table() -> &'static [u16; 65536] {
+    static TABLE: OnceLock<Box<[u16; 65536]>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        (0..=u16::MAX)
-            .map(|bits| f16::from_f32(gelu_tanh(f16::from_bits(bits).to_f32())).to_bits())
-            .collect()
+        let mut t = Box::new([0u16; 65536]);
+        for (bits, e) in (0..=u16::MAX).zip(t.iter_mut()) {
+            *e = f16::from_f32(gelu_tanh(f16::from_bits(bits).to_f32())).to_bits();
+        }
+        t
     })
 }
 
@@ -76,8 +81,15 @@ pub fn expf_ggml(x: f32) -> f32 {
             f32::from_bits(0x3e2a_af33).mul_add(b, f32::from_bits(0x3eff_fedb)), // 0x1.555e66p-3, 0x1.fffdb6p-2
         )
         .mul_add(u, f32::from_bits(0x3f7f_fff6).mul_add(b, 1.0)); // 0x1.ffffecp-1
-    // `_mm512_scalef_ps(j, n)`: j · 2^n with one rounding (the f64 product is exact).
-    (f64::from(j) * f64::from(n).exp2()) as f32
+    // `_mm512_scalef_ps(j, n)`: j · 2^n with one rounding (the f64 product is exact). `n` is an
+    // integer in -192..=192 here (or NaN, and then so is `j`): 2^n is built from its bits.
+    (f64::from(j) * pow2_f64(n)) as f32
+}
+
+/// `2^n` for an integer `n` in `-1022..=1023` (exact); `1.0` for NaN.
+#[inline(always)]
+fn pow2_f64(n: f32) -> f64 {
+    f64::from_bits(((n as i64 + 1023) as u64) << 52)
 }
 
 /// SiLU as llama.cpp's AVX-512 build computes it: `x / (1 + expf_ggml(-x))`.
@@ -92,31 +104,30 @@ pub fn silu_ggml(x: f32) -> f32 {
 /// # Panics
 /// If the lengths differ.
 pub fn swiglu_inplace(gate: &mut [f32], up: &[f32]) {
-    assert_eq!(gate.len(), up.len(), "swiglu: lengths differ");
-    #[cfg(target_arch = "x86_64")]
-    if crate::kernels::x86_fma_f16c() {
-        // SAFETY: the CPU has FMA (checked just above: every x86 kernel table requires it).
-        unsafe { swiglu_fma(gate, up) };
-        return;
-    }
-    swiglu_loop(gate, up);
+    swiglu(Simd::selected(), gate, up);
 }
 
-/// [`swiglu_inplace`] compiled with FMA: `mul_add` becomes one instruction instead of a call
-/// to the C library's `fmaf`, with the same correctly rounded result (bit-identical).
+/// [`swiglu_inplace`] with the code for `isa` (the scalar code if this CPU cannot run it, or
+/// the ops have no code for it). For tests and benchmarks: every ISA gives the same bits.
 ///
-/// # Safety
-/// The CPU must support FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "fma")]
-unsafe fn swiglu_fma(gate: &mut [f32], up: &[f32]) {
-    swiglu_loop(gate, up);
+/// # Panics
+/// If the lengths differ.
+pub fn swiglu_inplace_with(isa: Isa, gate: &mut [f32], up: &[f32]) {
+    swiglu(Simd::for_isa(isa), gate, up);
 }
 
-#[inline(always)]
-fn swiglu_loop(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = silu_ggml(*g) * u;
+fn swiglu(simd: Simd, gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len(), "swiglu: lengths differ");
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Simd::Avx2` is only chosen for an x86 kernel table, which this CPU runs and
+        // which requires AVX2, FMA and F16C.
+        Simd::Avx2 => unsafe { super::x86::swiglu(gate, up) },
+        Simd::Scalar => {
+            for (g, &u) in gate.iter_mut().zip(up) {
+                *g = silu_ggml(*g) * u;
+            }
+        }
     }
 }
 
@@ -125,15 +136,36 @@ fn swiglu_loop(gate: &mut [f32], up: &[f32]) {
 /// # Panics
 /// If the lengths differ.
 pub fn geglu_inplace(gate: &mut [f32], up: &[f32]) {
+    geglu(Simd::selected(), gate, up);
+}
+
+/// [`geglu_inplace`] with the code for `isa` (the scalar code if this CPU cannot run it, or
+/// the ops have no code for it). For tests and benchmarks: every ISA gives the same bits.
+///
+/// # Panics
+/// If the lengths differ.
+pub fn geglu_inplace_with(isa: Isa, gate: &mut [f32], up: &[f32]) {
+    geglu(Simd::for_isa(isa), gate, up);
+}
+
+fn geglu(simd: Simd, gate: &mut [f32], up: &[f32]) {
     assert_eq!(gate.len(), up.len(), "geglu: lengths differ");
-    for (g, &u) in gate.iter_mut().zip(up) {
-        // As ggml's `ggml_vec_geglu_f32`: a plain `+0.0` below -10 (not `0 · up`, which
-        // would be `-0.0` for a negative `up`).
-        *g = if *g <= -10.0 {
-            0.0
-        } else {
-            gelu_tanh_f16(*g) * u
-        };
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Simd::Avx2` is only chosen for an x86 kernel table, which this CPU runs and
+        // which requires AVX2, FMA and F16C.
+        Simd::Avx2 => unsafe { super::x86::geglu(gate, up, gelu_table()) },
+        Simd::Scalar => {
+            for (g, &u) in gate.iter_mut().zip(up) {
+                // As ggml's `ggml_vec_geglu_f32`: a plain `+0.0` below -10 (not `0 · up`,
+                // which would be `-0.0` for a negative `up`).
+                *g = if *g <= -10.0 {
+                    0.0
+                } else {
+                    gelu_tanh_f16(*g) * u
+                };
+            }
+        }
     }
 }
 
@@ -174,6 +206,14 @@ mod tests {
         assert_eq!(expf_ggml(200.0), f32::INFINITY);
         assert_eq!(expf_ggml(0.0), 1.0);
         assert!(expf_ggml(f32::NEG_INFINITY) == 0.0 && expf_ggml(f32::INFINITY).is_infinite());
+    }
+
+    #[test]
+    fn pow2_is_exp2_on_every_exponent_expf_uses() {
+        for n in -192..=192 {
+            let n = n as f32;
+            assert_eq!(pow2_f64(n).to_bits(), f64::from(n).exp2().to_bits(), "{n}");
+        }
     }
 
     #[test]

@@ -11,12 +11,21 @@
 //! - **one key at a time** ([`attend_one_chunk_f16`]), for smaller batches (decoding): the query
 //!   is rounded to `f16`, each score is ggml's `f16` dot product, the softmax is updated per key
 //!   with `expf`, and the weighted value sum is kept **in `f16`** (every update rounds to `f16`).
+//!
+//! The code below is the definition (and what `KILN_ISA=scalar` runs). With an x86 kernel
+//! table the same operations run in AVX2 + FMA + F16C (`ops/x86.rs`), bit for bit: the tiled
+//! kernel puts 64 keys in the lanes (each lane one key's sequential FMA chain over a transposed
+//! `f32` key tile, as ggml's `simd_gemm`) and widens each key/value tile once for a whole group
+//! of queries ([`attend_tiled_f16_many`]); the one-key kernel keeps the 4 × 16-lane
+//! accumulators of `dot_f16` as 8 registers of 8 lanes.
 
 use std::ops::Range;
 
 use half::f16;
 
+use crate::kernels::Isa;
 use crate::kv_cache::LayerKv;
+use crate::ops::Simd;
 use crate::ops::activation::expf_ggml as v_expf;
 
 /// ggml's `GGML_FA_TILE_Q`: batches with at least this many queries use the tiled kernel.
@@ -70,37 +79,111 @@ pub fn attend_tiled_f16(
     scale: f32,
     out: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if has_fma_f16c() {
-        // SAFETY: the CPU has FMA and F16C (checked just above).
-        return unsafe { attend_tiled_f16_fma(q, kv, kv_head, keys, scale, out) };
-    }
-    attend_tiled_f16_impl(q, kv, kv_head, keys, scale, out);
+    attend_tiled_f16_many(kv, kv_head, 1, |_| (q, keys.clone()), scale, out);
 }
 
-/// [`attend_tiled_f16`] compiled with FMA and F16C: `mul_add` is one instruction instead of a
-/// call to the C library's `fmaf` (the same correctly rounded result), and the `f16`
-/// conversions are exact either way, so the result is bit-identical.
+/// [`attend_tiled_f16`] of `nq` queries that share `kv_head`: `query(i)` gives query `i`
+/// (`[head_dim_k]`) and the key positions it sees; `out` is `[nq][head_dim_v]`. Each key and
+/// value tile is widened once for all of them; every query's result is exactly the one-query
+/// result.
 ///
-/// # Safety
-/// The CPU must support FMA and F16C.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "fma,f16c")]
-unsafe fn attend_tiled_f16_fma(
-    q: &[f32],
+/// # Panics
+/// As [`attend_tiled_f16`], or if `out` is not `nq` value rows.
+pub fn attend_tiled_f16_many<'q>(
     kv: &LayerKv<'_>,
     kv_head: usize,
-    keys: Range<usize>,
+    nq: usize,
+    query: impl Fn(usize) -> (&'q [f32], Range<usize>),
     scale: f32,
     out: &mut [f32],
 ) {
-    attend_tiled_f16_impl(q, kv, kv_head, keys, scale, out);
+    tiled_many(Simd::selected(), kv, kv_head, nq, query, scale, out);
 }
 
-/// Whether the selected kernels are x86 ones (all of which require FMA and F16C).
-#[cfg(target_arch = "x86_64")]
-fn has_fma_f16c() -> bool {
-    crate::kernels::x86_fma_f16c()
+/// [`attend_tiled_f16_many`] with the code for `isa` (the scalar code if this CPU cannot run
+/// it, or the ops have no code for it). For tests and benchmarks: every ISA gives the same
+/// bits.
+///
+/// # Panics
+/// As [`attend_tiled_f16_many`].
+pub fn attend_tiled_f16_many_with<'q>(
+    isa: Isa,
+    kv: &LayerKv<'_>,
+    kv_head: usize,
+    nq: usize,
+    query: impl Fn(usize) -> (&'q [f32], Range<usize>),
+    scale: f32,
+    out: &mut [f32],
+) {
+    tiled_many(Simd::for_isa(isa), kv, kv_head, nq, query, scale, out);
+}
+
+fn tiled_many<'q>(
+    simd: Simd,
+    kv: &LayerKv<'_>,
+    kv_head: usize,
+    nq: usize,
+    query: impl Fn(usize) -> (&'q [f32], Range<usize>),
+    scale: f32,
+    out: &mut [f32],
+) {
+    let (dk, dv) = (kv.head_dim_k(), kv.head_dim_v());
+    assert!(out.len() == nq * dv, "flash: bad output length");
+    assert!(
+        kv.dtype() == crate::GgmlType::F16,
+        "flash: cache is not f16"
+    );
+    assert!(dk.max(dv) <= MAX_HEAD_DIM, "flash: head too large");
+    for i in 0..nq {
+        assert!(query(i).0.len() == dk, "flash: bad lengths");
+    }
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => SCRATCH.with_borrow_mut(|sc| {
+            let (kt, vt, m, s) = sc.get(dk * KV_TILE, KV_TILE * dv, nq);
+            // SAFETY: `Simd::Avx2` is only chosen for an x86 kernel table, which this CPU runs
+            // and which requires AVX2, FMA and F16C.
+            unsafe {
+                super::x86::attend_tiled_f16_many(kv, kv_head, nq, &query, scale, out, kt, vt, m, s)
+            }
+        }),
+        Simd::Scalar => {
+            for (i, row) in out.chunks_exact_mut(dv).enumerate() {
+                let (q, keys) = query(i);
+                attend_tiled_f16_impl(q, kv, kv_head, keys, scale, row);
+            }
+        }
+    }
+}
+
+/// Per-thread buffers of the SIMD tiled kernel (grown on demand, never shrunk).
+#[derive(Default)]
+struct Scratch {
+    buf: Vec<f32>,
+}
+
+impl Scratch {
+    /// Buffers of `kt`, `vt`, `nq` and `nq` floats.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    fn get(
+        &mut self,
+        kt: usize,
+        vt: usize,
+        nq: usize,
+    ) -> (&mut [f32], &mut [f32], &mut [f32], &mut [f32]) {
+        let need = kt + vt + 2 * nq;
+        if self.buf.len() < need {
+            self.buf.resize(need, 0.0);
+        }
+        let (a, rest) = self.buf.split_at_mut(kt);
+        let (b, rest) = rest.split_at_mut(vt);
+        let (c, rest) = rest.split_at_mut(nq);
+        (a, b, c, &mut rest[..nq])
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
 /// Largest head size of the flash kernels (their row buffers are on the stack).
@@ -222,22 +305,17 @@ pub fn attend_one_chunk_f16(
     scale: f32,
     out: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if has_fma_f16c() {
-        // SAFETY: the CPU has FMA and F16C (checked just above).
-        return unsafe { attend_one_chunk_f16_fma(q, kv, kv_head, keys, scale, out) };
-    }
-    attend_one_chunk_f16_impl(q, kv, kv_head, keys, scale, out);
+    one_chunk(Simd::selected(), q, kv, kv_head, keys, scale, out);
 }
 
-/// [`attend_one_chunk_f16`] compiled with FMA and F16C (bit-identical, see
-/// [`attend_tiled_f16_fma`]).
+/// [`attend_one_chunk_f16`] with the code for `isa` (the scalar code if this CPU cannot run
+/// it, or the ops have no code for it). For tests and benchmarks: every ISA gives the same
+/// bits.
 ///
-/// # Safety
-/// The CPU must support FMA and F16C.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "fma,f16c")]
-unsafe fn attend_one_chunk_f16_fma(
+/// # Panics
+/// As [`attend_one_chunk_f16`].
+pub fn attend_one_chunk_f16_with(
+    isa: Isa,
     q: &[f32],
     kv: &LayerKv<'_>,
     kv_head: usize,
@@ -245,7 +323,32 @@ unsafe fn attend_one_chunk_f16_fma(
     scale: f32,
     out: &mut [f32],
 ) {
-    attend_one_chunk_f16_impl(q, kv, kv_head, keys, scale, out);
+    one_chunk(Simd::for_isa(isa), q, kv, kv_head, keys, scale, out);
+}
+
+fn one_chunk(
+    simd: Simd,
+    q: &[f32],
+    kv: &LayerKv<'_>,
+    kv_head: usize,
+    keys: Range<usize>,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let (dk, dv) = (kv.head_dim_k(), kv.head_dim_v());
+    assert!(q.len() == dk && out.len() == dv, "flash: bad lengths");
+    assert!(
+        kv.dtype() == crate::GgmlType::F16,
+        "flash: cache is not f16"
+    );
+    assert!(dk.max(dv) <= MAX_HEAD_DIM, "flash: head too large");
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Simd::Avx2` is only chosen for an x86 kernel table, which this CPU runs and
+        // which requires AVX2, FMA and F16C.
+        Simd::Avx2 => unsafe { super::x86::attend_one_chunk_f16(q, kv, kv_head, keys, scale, out) },
+        Simd::Scalar => attend_one_chunk_f16_impl(q, kv, kv_head, keys, scale, out),
+    }
 }
 
 #[inline(always)]
@@ -301,38 +404,7 @@ fn attend_one_chunk_f16_impl(
 /// Widens one `f16` row (little-endian bytes) to `f32` (exact: every `f16` is an `f32`).
 #[inline(always)]
 fn f16_row(src: &[u8], dst: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_fma_f16c() {
-        // SAFETY: the CPU has F16C (checked just above).
-        unsafe { f16_row_f16c(src, dst) };
-        return;
-    }
     for (d, c) in dst.iter_mut().zip(src.chunks_exact(2)) {
-        *d = f16::from_le_bytes([c[0], c[1]]).to_f32();
-    }
-}
-
-/// [`f16_row`] eight values at a time with F16C's `vcvtph2ps`.
-///
-/// # Safety
-/// The CPU must support F16C.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "f16c")]
-#[inline]
-unsafe fn f16_row_f16c(src: &[u8], dst: &mut [f32]) {
-    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm256_cvtph_ps, _mm256_storeu_ps};
-    let n = dst.len().min(src.len() / 2);
-    let mut i = 0;
-    while i + 8 <= n {
-        // SAFETY: `i + 8 <= n`: the 16 bytes read from `src` and the 8 floats written to `dst`
-        // are in bounds; both accesses are unaligned loads/stores.
-        unsafe {
-            let h = _mm_loadu_si128(src.as_ptr().add(2 * i).cast::<__m128i>());
-            _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
-        }
-        i += 8;
-    }
-    for (d, c) in dst[i..n].iter_mut().zip(src[2 * i..].chunks_exact(2)) {
         *d = f16::from_le_bytes([c[0], c[1]]).to_f32();
     }
 }

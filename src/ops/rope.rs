@@ -5,6 +5,9 @@
 //! angle is built by repeated multiplication (`theta *= base^(-2/n_rot)`) in `f32`, and
 //! `cos`/`sin` are `f32`, so the rotation matches llama.cpp's bit for bit or nearly.
 
+use crate::kernels::Isa;
+use crate::ops::Simd;
+
 /// Which elements form a rotated pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RopeMode {
@@ -58,8 +61,35 @@ pub fn rope_cache(pos: usize, p: &RopeParams, freq_factors: Option<&[f32]>, cach
 /// # Panics
 /// If `head.len() < cache.len()`.
 pub fn rope_apply(head: &mut [f32], cache: &[f32], mode: RopeMode) {
+    rope(Simd::selected(), head, cache, mode);
+}
+
+/// [`rope_apply`] with the code for `isa` (the scalar code if this CPU cannot run it, or the
+/// ops have no code for it). For tests and benchmarks: every ISA gives the same bits.
+///
+/// # Panics
+/// If `head.len() < cache.len()` or `cache.len()` is odd.
+pub fn rope_apply_with(isa: Isa, head: &mut [f32], cache: &[f32], mode: RopeMode) {
+    rope(Simd::for_isa(isa), head, cache, mode);
+}
+
+fn rope(simd: Simd, head: &mut [f32], cache: &[f32], mode: RopeMode) {
     let n_rot = cache.len();
     assert!(head.len() >= n_rot, "rope: head shorter than n_rot");
+    assert!(n_rot.is_multiple_of(2), "rope: odd n_rot");
+    #[cfg(target_arch = "x86_64")]
+    if simd == Simd::Avx2 {
+        // SAFETY: `Simd::Avx2` is only chosen for an x86 kernel table, which this CPU runs and
+        // which requires AVX2, FMA and F16C.
+        unsafe {
+            match mode {
+                RopeMode::Normal => super::x86::rope_normal(head, cache),
+                RopeMode::Neox => super::x86::rope_neox(head, cache),
+            }
+        }
+        return;
+    }
+    let _ = simd;
     match mode {
         RopeMode::Normal => {
             for (pair, cs) in head[..n_rot].chunks_exact_mut(2).zip(cache.chunks_exact(2)) {
