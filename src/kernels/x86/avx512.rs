@@ -54,8 +54,12 @@ pub(in crate::kernels) static AVX512: Kernels = Kernels {
     to_f16: avx2::AVX2.to_f16,
     to_bf16: avx2::AVX2.to_bf16,
     paths: crate::kernels::PathKernels {
+        q4_k_gemv: plain::q4_k_gemv,
+        q4_k_gemm: plain::q4_k_gemm,
+        q4_k_tiled: plain::q4_k_tiled,
+        q5_k_tiled: plain::q5_k_tiled,
+        q6_k_tiled: avx2::AVX2.paths.q6_k_tiled,
         iq4_nl_tinyblas: plain::iq4_nl_tinyblas,
-        ..avx2::AVX2.paths
     },
 };
 
@@ -90,8 +94,12 @@ const VNNI_TABLE: Kernels = Kernels {
     to_f16: avx2::AVX2.to_f16,
     to_bf16: avx2::AVX2.to_bf16,
     paths: crate::kernels::PathKernels {
+        q4_k_gemv: vnni::q4_k_gemv,
+        q4_k_gemm: vnni::q4_k_gemm,
+        q4_k_tiled: vnni::q4_k_tiled,
+        q5_k_tiled: vnni::q5_k_tiled,
+        q6_k_tiled: avx2::AVX2.paths.q6_k_tiled,
         iq4_nl_tinyblas: vnni::iq4_nl_tinyblas,
-        ..avx2::AVX2.paths
     },
 };
 
@@ -146,6 +154,57 @@ macro_rules! legacy_fns {
     )*};
 }
 
+/// Generates the [`DotRowsFn`](crate::kernels::DotRowsFn)s of the Q4_K / Q5_K path kernels.
+macro_rules! k4_path_fns {
+    (features = $feat:literal, vnni = $vnni:literal;
+     $($name:ident: q5 = $q5:literal, path = $path:expr;)*) => {$(
+        /// Dot kernel over rows (see `DotRowsFn`) for one of llama.cpp's batch paths.
+        ///
+        /// # Safety
+        /// The CPU must support the target features this module is compiled for.
+        pub(super) unsafe fn $name(
+            w: &[u8],
+            w_row_bytes: usize,
+            x: &[u8],
+            x_row_bytes: usize,
+            out: &mut [f32],
+            out_stride: usize,
+        ) {
+            /// The loop, with the kernels inlined under the target features.
+            ///
+            /// # Safety
+            /// The features are available; the lengths were checked.
+            #[target_feature(enable = $feat)]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn run(
+                w: &[u8],
+                wrb: usize,
+                x: &[u8],
+                xrb: usize,
+                out: &mut [f32],
+                os: usize,
+                dims: (usize, usize, usize),
+            ) {
+                // SAFETY: caller's contract (lengths checked, features on).
+                unsafe { k4_path_rows::<$q5, { $path }, $vnni>(w, wrb, x, xrb, out, os, dims) }
+            }
+            let wb = if $q5 { 176 } else { 144 };
+            let dims = crate::kernels::check_rows(
+                w,
+                w_row_bytes,
+                x,
+                x_row_bytes,
+                out,
+                out_stride,
+                wb,
+                292,
+            );
+            // SAFETY: lengths checked above; the caller guarantees the CPU features.
+            unsafe { run(w, w_row_bytes, x, x_row_bytes, out, out_stride, dims) }
+        }
+    )*};
+}
+
 mod plain {
     use super::*;
     crate::kernels::dot_rows_fns! {
@@ -161,6 +220,13 @@ mod plain {
         q5_1: Q5_1;
         q8_0: Q8_0;
         iq4_nl_tinyblas: Iq4Nl;
+    }
+    k4_path_fns! {
+        features = "avx512f,avx512bw,avx512vl,avx2,fma,f16c", vnni = false;
+        q4_k_gemv: q5 = false, path = GEMV;
+        q4_k_gemm: q5 = false, path = GEMM;
+        q4_k_tiled: q5 = false, path = TILED;
+        q5_k_tiled: q5 = true, path = TILED;
     }
 }
 
@@ -179,6 +245,13 @@ mod vnni {
         q5_1: Q5_1;
         q8_0: Q8_0;
         iq4_nl_tinyblas: Iq4Nl;
+    }
+    k4_path_fns! {
+        features = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", vnni = true;
+        q4_k_gemv: q5 = false, path = GEMV;
+        q4_k_gemm: q5 = false, path = GEMM;
+        q4_k_tiled: q5 = false, path = TILED;
+        q5_k_tiled: q5 = true, path = TILED;
     }
 }
 
@@ -555,8 +628,9 @@ const CK: usize = 16;
 /// block and activation row); then per block the activation rows' bytes and seeds, and per
 /// weight row the decoded bytes, each pair's lanes converted and accumulated with
 /// `fma(lanes, d_w d_x, acc)` (the scale a broadcast memory operand). The `m_w s_x` terms run
-/// in one register per weight row, lane `t` for activation row `t`:
-/// `summs = fma(m_w, s_x, summs)` per block. At the end `hsum8(acc)` (+ `summs`).
+/// in one register per weight row, lane `t` for activation row `t` (with one activation row,
+/// as a scalar per weight row): `summs = fma(m_w, s_x, summs)` per block. At the end
+/// `hsum8(acc)` (+ `summs`).
 ///
 /// # Safety
 /// Each `w[r]`: `nb` blocks of `F`, each `x[t]`: `nb` activation blocks; `NT ≤ 8`; the
@@ -579,6 +653,9 @@ unsafe fn legacy_tile<F: Legacy, const VNNI: bool, const NR: usize, const NT: us
         let mut dd = [[[0.0f32; CK]; NT]; NR];
         let mut mw = [[0.0f32; CK]; NR];
         let mut sx = [[0i16; 8]; CK];
+        // One activation row: s_x as f32 and scalar `m_w s_x` chains (cheaper than a vector).
+        let mut sxf = [0.0f32; CK];
+        let mut summs1 = [0.0f32; NR];
         let mut i0 = 0;
         while i0 < nb {
             let cn = CK.min(nb - i0);
@@ -595,6 +672,10 @@ unsafe fn legacy_tile<F: Legacy, const VNNI: bool, const NR: usize, const NT: us
                         _mm256_storeu_ps(mw[r].as_mut_ptr().add(k), f16x8(wk.add(2), ws));
                     }
                 }
+                if F::MINS && NT == 1 {
+                    let s = f16x8(x[0].add(xs * (i0 + k) + 2), xs);
+                    _mm256_storeu_ps(sxf.as_mut_ptr().add(k), s);
+                }
                 k += 8;
             }
             while k < cn {
@@ -608,10 +689,11 @@ unsafe fn legacy_tile<F: Legacy, const VNNI: bool, const NR: usize, const NT: us
                     for r in 0..NR {
                         mw[r][k] = f16_at(w[r].add(ws * (i0 + k) + 2));
                     }
+                    sxf[k] = f16_at(x[0].add(xs * (i0 + k) + 2));
                 }
                 k += 1;
             }
-            if F::MINS {
+            if F::MINS && NT > 1 {
                 for (k, s) in sx.iter_mut().enumerate().take(cn) {
                     for t in 0..NT {
                         s[t] = rd16(x[t].add(xs * (i0 + k) + 2));
@@ -622,7 +704,11 @@ unsafe fn legacy_tile<F: Legacy, const VNNI: bool, const NR: usize, const NT: us
                 let i = i0 + k;
                 let y: [__m256i; NT] = std::array::from_fn(|t| load32(x[t].add(xs * i + yo)));
                 let sd: [__m256i; NT] = std::array::from_fn(|t| seed::<F, VNNI>(y[t]));
-                if F::MINS {
+                if F::MINS && NT == 1 {
+                    for r in 0..NR {
+                        summs1[r] = mw[r][k].mul_add(sxf[k], summs1[r]);
+                    }
+                } else if F::MINS {
                     let s = _mm256_cvtph_ps(load16(sx[k].as_ptr().cast()));
                     for r in 0..NR {
                         summs[r] = _mm256_fmadd_ps(_mm256_set1_ps(mw[r][k]), s, summs[r]);
@@ -649,7 +735,7 @@ unsafe fn legacy_tile<F: Legacy, const VNNI: bool, const NR: usize, const NT: us
             for t in 0..NT {
                 out[r][t] = avx2::hsum_ps(acc[r][t]);
                 if F::MINS {
-                    out[r][t] += m[t];
+                    out[r][t] += if NT == 1 { summs1[r] } else { m[t] };
                 }
             }
         }
@@ -748,6 +834,280 @@ unsafe fn legacy_rows<F: Legacy, const VNNI: bool>(
                 t += 1;
             }
             r += 1;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Q4_K / Q5_K × Q8_K on llama.cpp's batch paths. Q8_K: d f32 at 0, qs at 4, bsums at 260.
+// ---------------------------------------------------------------------------------------------
+
+/// Byte offsets in a Q8_K block.
+const Q8K_QS: usize = 4;
+const Q8K_BSUMS: usize = 260;
+
+/// Which of llama.cpp's batch code paths a Q4_K / Q5_K path kernel rounds like.
+const GEMV: u8 = 0;
+const GEMM: u8 = 1;
+const TILED: u8 = 2;
+
+/// `vpshufb` controls for [`k4_path_tile`]'s scale words: in each 128-bit lane, words 0..4
+/// are word `2j` and words 4..8 word `2j + 1` of the 8 scale words (the layout of
+/// `vpackssdw(low-nibble sums, high-nibble sums)` for pair `j`).
+const fn k4_pair_ctrl(j: usize) -> [u8; 32] {
+    let mut c = [0u8; 32];
+    let mut b = 0;
+    while b < 32 {
+        let word = (b % 16) / 2;
+        let src = if word < 4 { 2 * j } else { 2 * j + 1 };
+        c[b] = (2 * src + b % 2) as u8;
+        b += 1;
+    }
+    c
+}
+
+/// [`k4_pair_ctrl`] for the four pairs.
+static K4_PAIR_CTRL: [[u8; 32]; 4] = [
+    k4_pair_ctrl(0),
+    k4_pair_ctrl(1),
+    k4_pair_ctrl(2),
+    k4_pair_ctrl(3),
+];
+
+/// The `vpshufb` control pair (as an i16) that picks word `w` of a 128-bit lane.
+const fn word_ctrl(w: usize) -> i16 {
+    (((2 * w + 1) << 8) | (2 * w)) as i16
+}
+
+/// The sums of four vectors' eight i32 lanes, `[Σ s[0], Σ s[1], Σ s[2], Σ s[3]]` (exact).
+///
+/// # Safety
+/// AVX2.
+#[inline(always)]
+unsafe fn reduce4(s: [__m256i; 4]) -> __m128i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let h = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+        _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1))
+    }
+}
+
+/// Q4_K (`Q5 = false`; 144 bytes: d 0, dmin 2, scales 4, qs 16) or Q5_K (`Q5`; 176 bytes:
+/// qh 16, qs 48) × Q8_K as llama.cpp's batch path `PATH` rounds it, for `NR` weight rows by
+/// up to four activation rows (`x[t]`, `t < NT ≤ 4`): `GEMV` = `scalar::dot_q4_k_8x8_gemv`,
+/// `GEMM` = `scalar::dot_q4_k_8x8_gemm`, `TILED` = `scalar::dot_q4_k_tiled` /
+/// `dot_q5_k_tiled`. Only exact integer totals enter the float operations, so the integer
+/// work is free in its order: per 64-element pair of groups `j`, a row's low and high nibbles
+/// (decoded once for the activation rows) against each activation row's bytes, with VNNI as
+/// two `vpdpbusd` (four-element sums, at most `4 · 31 · 128`, so they pack to i16 exactly)
+/// packed and multiplied by the two group scales with one `vpdpwssd`, without as
+/// `vpmaddubsw` (at most `2 · 31 · 128`) and `vpmaddwd` by the scale. The four activation
+/// rows' totals are reduced together, and the float operations of the path run with one
+/// activation row per lane of a 128-bit register (each lane exactly the scalar operations).
+/// The min term `Σ_g m[g]·(B[2g] + B[2g+1])` is exact in i32.
+///
+/// # Safety
+/// Each `w[r]`: `nb` blocks, each `x[t]`: `nb` Q8_K blocks; `NT ≤ 4`; the module's features
+/// (+VNNI when `VNNI`).
+#[inline(always)]
+unsafe fn k4_path_tile<
+    const Q5: bool,
+    const PATH: u8,
+    const VNNI: bool,
+    const NR: usize,
+    const NT: usize,
+>(
+    w: [*const u8; NR],
+    x: [*const u8; NT],
+    nb: usize,
+) -> [[f32; NT]; NR] {
+    const { assert!(NT <= 4) };
+    let bs = if Q5 { 176 } else { 144 };
+    // SAFETY: block `i` of a row is bytes `bs i ..`, of `x[t]` `292 i ..`; loads stay inside.
+    unsafe {
+        let m4 = _mm256_set1_epi8(0x0F);
+        let sixteen = _mm256_set1_epi8(16);
+        let z = _mm256_setzero_si256();
+        let ctrl: [__m256i; 4] = std::array::from_fn(|j| load32(K4_PAIR_CTRL[j].as_ptr()));
+        let mut acc = [_mm_setzero_ps(); NR];
+        let mut accm = [_mm_setzero_ps(); NR];
+        for i in 0..nb {
+            // Per activation row: d (lane t) and the 32-element sums B (8 i16).
+            let mut ydv = [0.0f32; 4];
+            let mut bpair = [_mm_setzero_si128(); NT];
+            for t in 0..NT {
+                let xb = x[t].add(292 * i);
+                ydv[t] = xb.cast::<f32>().read_unaligned();
+                let b = load32(xb.add(Q8K_BSUMS));
+                // |bsum| ≤ 16 · 128, so a pair fits in i16.
+                bpair[t] =
+                    _mm_hadd_epi16(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+            }
+            let yd = _mm_loadu_ps(ydv.as_ptr());
+            for r in 0..NR {
+                let wb = w[r].add(bs * i);
+                let (dw, dminw) = (f16_at(wb), f16_at(wb.add(2)));
+                let packed: [u8; 12] = wb.add(4).cast::<[u8; 12]>().read_unaligned();
+                let (sc, mn) = crate::kernels::scalar::k4_scales_mins(&packed);
+                let sc = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(sc)));
+                let mn = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(mn)));
+                let sc2 = _mm256_broadcastsi128_si256(sc);
+                let qh = if Q5 { load32(wb.add(16)) } else { z };
+                let qs = wb.add(if Q5 { 48 } else { 16 });
+                // Per activation row: the 8-lane integer sums of each pair `j` (GEMM) or of
+                // the whole block.
+                let mut sumi = [[z; 4]; NT];
+                for (j, ctrl) in ctrl.iter().enumerate() {
+                    let q4 = load32(qs.add(32 * j));
+                    let mut lo = _mm256_and_si256(q4, m4);
+                    let mut hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+                    if Q5 {
+                        let b0 = _mm256_set1_epi8((1u32 << (2 * j)) as u8 as i8);
+                        let b1 = _mm256_set1_epi8((1u32 << (2 * j + 1)) as u8 as i8);
+                        let k0 = _mm256_test_epi8_mask(qh, b0);
+                        let k1 = _mm256_test_epi8_mask(qh, b1);
+                        lo = _mm256_mask_add_epi8(lo, k0, lo, sixteen);
+                        hi = _mm256_mask_add_epi8(hi, k1, hi, sixteen);
+                    }
+                    let s = _mm256_shuffle_epi8(sc2, *ctrl);
+                    let (slo, shi) = if VNNI {
+                        (z, z)
+                    } else {
+                        (
+                            _mm256_shuffle_epi8(sc2, _mm256_set1_epi16(word_ctrl(2 * j))),
+                            _mm256_shuffle_epi8(sc2, _mm256_set1_epi16(word_ctrl(2 * j + 1))),
+                        )
+                    };
+                    for t in 0..NT {
+                        let y = x[t].add(292 * i + Q8K_QS + 64 * j);
+                        let (y0, y1) = (load32(y), load32(y.add(32)));
+                        let (k, a) = if PATH == GEMM {
+                            (j, z)
+                        } else {
+                            (0, sumi[t][0])
+                        };
+                        sumi[t][k] = if VNNI {
+                            let p = _mm256_packs_epi32(
+                                _mm256_dpbusd_epi32(z, lo, y0),
+                                _mm256_dpbusd_epi32(z, hi, y1),
+                            );
+                            _mm256_dpwssds_epi32(a, p, s)
+                        } else {
+                            let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), slo);
+                            let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), shi);
+                            _mm256_add_epi32(a, _mm256_add_epi32(p0, p1))
+                        };
+                    }
+                }
+                // Min sums per activation row: 4 lanes (pairs of groups).
+                let mins: [__m128i; 4] = std::array::from_fn(|t| {
+                    if t < NT {
+                        _mm_madd_epi16(bpair[t], mn)
+                    } else {
+                        _mm_setzero_si128()
+                    }
+                });
+                let pad = |v: &[[__m256i; 4]; NT], k: usize| -> [__m256i; 4] {
+                    std::array::from_fn(|t| if t < NT { v[t][k] } else { z })
+                };
+                let dwv = _mm_set1_ps(dw);
+                match PATH {
+                    GEMM => {
+                        // Per pair: [activation rows] lanes; mins transposed to match.
+                        let dd = _mm_mul_ps(dwv, yd);
+                        let dm = _mm_mul_ps(_mm_set1_ps(dminw), yd);
+                        let (m01l, m01h) = (
+                            _mm_unpacklo_epi32(mins[0], mins[1]),
+                            _mm_unpackhi_epi32(mins[0], mins[1]),
+                        );
+                        let (m23l, m23h) = (
+                            _mm_unpacklo_epi32(mins[2], mins[3]),
+                            _mm_unpackhi_epi32(mins[2], mins[3]),
+                        );
+                        let mt = [
+                            _mm_unpacklo_epi64(m01l, m23l),
+                            _mm_unpackhi_epi64(m01l, m23l),
+                            _mm_unpacklo_epi64(m01h, m23h),
+                            _mm_unpackhi_epi64(m01h, m23h),
+                        ];
+                        for (sb, mt) in mt.into_iter().enumerate() {
+                            let isum = reduce4(pad(&sumi, sb));
+                            acc[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), dd, acc[r]);
+                            accm[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(mt), dm, accm[r]);
+                        }
+                    }
+                    _ => {
+                        let isum = _mm_cvtepi32_ps(reduce4(pad(&sumi, 0)));
+                        let imin = _mm_cvtepi32_ps(_mm_hadd_epi32(
+                            _mm_hadd_epi32(mins[0], mins[1]),
+                            _mm_hadd_epi32(mins[2], mins[3]),
+                        ));
+                        if PATH == GEMV {
+                            acc[r] = _mm_fmadd_ps(isum, _mm_mul_ps(dwv, yd), acc[r]);
+                            let dm = _mm_mul_ps(_mm_set1_ps(dminw), yd);
+                            accm[r] = _mm_fmadd_ps(imin, dm, accm[r]);
+                        } else {
+                            let v = _mm_fmadd_ps(_mm_set1_ps(-dminw), imin, _mm_mul_ps(isum, dwv));
+                            acc[r] = _mm_fmadd_ps(v, yd, acc[r]);
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = [[0.0f32; NT]; NR];
+        for r in 0..NR {
+            let mut a = [0.0f32; 4];
+            let mut m = [0.0f32; 4];
+            _mm_storeu_ps(a.as_mut_ptr(), acc[r]);
+            _mm_storeu_ps(m.as_mut_ptr(), accm[r]);
+            for t in 0..NT {
+                out[r][t] = if PATH == TILED { a[t] } else { a[t] - m[t] };
+            }
+        }
+        out
+    }
+}
+
+/// The rows driver of the Q4_K / Q5_K path kernels: one weight row at a time against four
+/// activation rows at a time (the rest one at a time). Every output is one
+/// [`k4_path_tile`] lane, the same bits whatever the tile.
+///
+/// # Safety
+/// `w` holds `rows` rows of `wrb` bytes, `x` `n_x` rows of `xrb` bytes, each `nb` blocks;
+/// `out` as `check_rows` checks; the module's features (+VNNI when `VNNI`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn k4_path_rows<const Q5: bool, const PATH: u8, const VNNI: bool>(
+    w: &[u8],
+    wrb: usize,
+    x: &[u8],
+    xrb: usize,
+    out: &mut [f32],
+    os: usize,
+    (nb, rows, n_x): (usize, usize, usize),
+) {
+    for r in 0..rows {
+        let wr = [w[r * wrb..].as_ptr()];
+        let mut t = 0;
+        while t + 4 <= n_x {
+            // SAFETY: row `r` and activation rows `t .. t + 4` are in bounds (caller's
+            // contract with the loop bounds).
+            let [o] = unsafe {
+                k4_path_tile::<Q5, PATH, VNNI, 1, 4>(
+                    wr,
+                    std::array::from_fn(|k| x[(t + k) * xrb..].as_ptr()),
+                    nb,
+                )
+            };
+            out[r * os + t..][..4].copy_from_slice(&o);
+            t += 4;
+        }
+        while t < n_x {
+            // SAFETY: as above, for activation row `t`.
+            let [[o]] =
+                unsafe { k4_path_tile::<Q5, PATH, VNNI, 1, 1>(wr, [x[t * xrb..].as_ptr()], nb) };
+            out[r * os + t] = o;
+            t += 1;
         }
     }
 }
