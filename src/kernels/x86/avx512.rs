@@ -45,7 +45,7 @@ pub(in crate::kernels) static AVX512: Kernels = Kernels {
     q3_k: avx2::AVX2.q3_k,
     q4_k: avx2::AVX2.q4_k,
     q5_k: avx2::AVX2.q5_k,
-    q6_k: avx2::AVX2.q6_k,
+    q6_k: plain::q6_k,
     iq4_nl: avx2::AVX2.iq4_nl,
     iq4_xs: avx2::AVX2.iq4_xs,
     quantize_q8_0: avx2::AVX2.quantize_q8_0,
@@ -58,7 +58,7 @@ pub(in crate::kernels) static AVX512: Kernels = Kernels {
         q4_k_gemm: plain::q4_k_gemm,
         q4_k_tiled: plain::q4_k_tiled,
         q5_k_tiled: plain::q5_k_tiled,
-        q6_k_tiled: avx2::AVX2.paths.q6_k_tiled,
+        q6_k_tiled: plain::q6_k_tiled,
         iq4_nl_tinyblas: plain::iq4_nl_tinyblas,
     },
 };
@@ -85,7 +85,7 @@ const VNNI_TABLE: Kernels = Kernels {
     q3_k: avx2::AVX2.q3_k,
     q4_k: avx2::AVX2.q4_k,
     q5_k: avx2::AVX2.q5_k,
-    q6_k: avx2::AVX2.q6_k,
+    q6_k: vnni::q6_k,
     iq4_nl: avx2::AVX2.iq4_nl,
     iq4_xs: avx2::AVX2.iq4_xs,
     quantize_q8_0: avx2::AVX2.quantize_q8_0,
@@ -98,7 +98,7 @@ const VNNI_TABLE: Kernels = Kernels {
         q4_k_gemm: vnni::q4_k_gemm,
         q4_k_tiled: vnni::q4_k_tiled,
         q5_k_tiled: vnni::q5_k_tiled,
-        q6_k_tiled: avx2::AVX2.paths.q6_k_tiled,
+        q6_k_tiled: vnni::q6_k_tiled,
         iq4_nl_tinyblas: vnni::iq4_nl_tinyblas,
     },
 };
@@ -154,10 +154,11 @@ macro_rules! legacy_fns {
     )*};
 }
 
-/// Generates the [`DotRowsFn`](crate::kernels::DotRowsFn)s of the Q4_K / Q5_K path kernels.
-macro_rules! k4_path_fns {
-    (features = $feat:literal, vnni = $vnni:literal;
-     $($name:ident: q5 = $q5:literal, path = $path:expr;)*) => {$(
+/// Generates the [`DotRowsFn`](crate::kernels::DotRowsFn)s of the K-quant kernels: `$drive`
+/// (a rows driver, `k4_path_rows` or `q6k_rows`) for blocks of `$wb` bytes.
+macro_rules! kquant_fns {
+    (features = $feat:literal;
+     $($name:ident: $drive:expr, $wb:expr;)*) => {$(
         /// Dot kernel over rows (see `DotRowsFn`) for one of llama.cpp's batch paths.
         ///
         /// # Safety
@@ -186,9 +187,8 @@ macro_rules! k4_path_fns {
                 dims: (usize, usize, usize),
             ) {
                 // SAFETY: caller's contract (lengths checked, features on).
-                unsafe { k4_path_rows::<$q5, { $path }, $vnni>(w, wrb, x, xrb, out, os, dims) }
+                unsafe { $drive(w, wrb, x, xrb, out, os, dims) }
             }
-            let wb = if $q5 { 176 } else { 144 };
             let dims = crate::kernels::check_rows(
                 w,
                 w_row_bytes,
@@ -196,7 +196,7 @@ macro_rules! k4_path_fns {
                 x_row_bytes,
                 out,
                 out_stride,
-                wb,
+                $wb,
                 292,
             );
             // SAFETY: lengths checked above; the caller guarantees the CPU features.
@@ -221,12 +221,14 @@ mod plain {
         q8_0: Q8_0;
         iq4_nl_tinyblas: Iq4Nl;
     }
-    k4_path_fns! {
-        features = "avx512f,avx512bw,avx512vl,avx2,fma,f16c", vnni = false;
-        q4_k_gemv: q5 = false, path = GEMV;
-        q4_k_gemm: q5 = false, path = GEMM;
-        q4_k_tiled: q5 = false, path = TILED;
-        q5_k_tiled: q5 = true, path = TILED;
+    kquant_fns! {
+        features = "avx512f,avx512bw,avx512vl,avx2,fma,f16c";
+        q4_k_gemv: k4_path_rows::<false, GEMV, false>, 144;
+        q4_k_gemm: k4_path_rows::<false, GEMM, false>, 144;
+        q4_k_tiled: k4_path_rows::<false, TILED, false>, 144;
+        q5_k_tiled: k4_path_rows::<true, TILED, false>, 176;
+        q6_k: q6k_rows::<VEC, false>, 210;
+        q6_k_tiled: q6k_rows::<TILED, false>, 210;
     }
 }
 
@@ -246,12 +248,14 @@ mod vnni {
         q8_0: Q8_0;
         iq4_nl_tinyblas: Iq4Nl;
     }
-    k4_path_fns! {
-        features = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", vnni = true;
-        q4_k_gemv: q5 = false, path = GEMV;
-        q4_k_gemm: q5 = false, path = GEMM;
-        q4_k_tiled: q5 = false, path = TILED;
-        q5_k_tiled: q5 = true, path = TILED;
+    kquant_fns! {
+        features = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c";
+        q4_k_gemv: k4_path_rows::<false, GEMV, true>, 144;
+        q4_k_gemm: k4_path_rows::<false, GEMM, true>, 144;
+        q4_k_tiled: k4_path_rows::<false, TILED, true>, 144;
+        q5_k_tiled: k4_path_rows::<true, TILED, true>, 176;
+        q6_k: q6k_rows::<VEC, true>, 210;
+        q6_k_tiled: q6k_rows::<TILED, true>, 210;
     }
 }
 
@@ -1106,6 +1110,215 @@ unsafe fn k4_path_rows<const Q5: bool, const PATH: u8, const VNNI: bool>(
             // SAFETY: as above, for activation row `t`.
             let [[o]] =
                 unsafe { k4_path_tile::<Q5, PATH, VNNI, 1, 1>(wr, [x[t * xrb..].as_ptr()], nb) };
+            out[r * os + t] = o;
+            t += 1;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Q6_K × Q8_K (210 bytes: ql 0, qh 128, scales 192, d 208).
+// ---------------------------------------------------------------------------------------------
+
+/// Q6_K path kernels: llama.cpp's `vec_dot` lanes (`scalar::dot_q6_k`) or the tiled matmul's
+/// block totals (`scalar::dot_q6_k_tiled`).
+const VEC: u8 = 3;
+
+/// `vpermw` indices of the scale words for Q6_K chunks `2p`, `2p + 1` (32 elements each,
+/// chunk `c` holding groups `2c`, `2c + 1`) in [`q6k_tile`]'s word pairs: i32 lane `m` holds
+/// `[chunk 2p lane m, chunk 2p + 1 lane m]`, whose groups are `2c + (m ≥ 4)`.
+const fn q6k_scale_idx(p: usize) -> [i16; 16] {
+    let mut idx = [0i16; 16];
+    let mut k = 0;
+    while k < 16 {
+        let m = k / 2;
+        let c = 2 * p + k % 2;
+        idx[k] = (2 * c + if m >= 4 { 1 } else { 0 }) as i16;
+        k += 1;
+    }
+    idx
+}
+
+/// [`q6k_scale_idx`] for the four chunk pairs.
+static Q6K_SCALE_IDX: [[i16; 16]; 4] = [
+    q6k_scale_idx(0),
+    q6k_scale_idx(1),
+    q6k_scale_idx(2),
+    q6k_scale_idx(3),
+];
+
+/// The 32 unsigned 6-bit weights (`q`, the weight is `q − 32`) of the eight 32-element chunks
+/// of a Q6_K block, chunk `c` = elements `32c ..`: per half `h`, ql bytes `64h ..` give the low
+/// nibbles of chunks `4h`, `4h + 2` and the high ones of `4h + 1`, `4h + 3`... as
+/// `scalar::q6k_values` lays them out; the two high bits come from qh bytes `32h ..` (bits
+/// `2k, 2k + 1` for chunk `4h + k`), merged with `vpternlogd` (`m4 ? nibble : high bits`).
+///
+/// # Safety
+/// `wb` readable for one Q6_K block; AVX-512F/VL.
+#[inline(always)]
+unsafe fn q6k_decode(wb: *const u8) -> [__m256i; 8] {
+    // SAFETY: all loads are inside the block's first 192 bytes.
+    unsafe {
+        let m4 = _mm256_set1_epi8(0x0F);
+        let (m33, mcc) = (_mm256_set1_epi8(0x33), _mm256_set1_epi8(-52));
+        let mut q = [_mm256_setzero_si256(); 8];
+        for h in 0..2 {
+            let ql0 = load32(wb.add(64 * h));
+            let ql1 = load32(wb.add(64 * h + 32));
+            let qh = load32(wb.add(128 + 32 * h));
+            // Bits 0, 1, 4, 5 and 2, 3, 6, 7 of qh: whatever a 16-bit shift moves into a
+            // nibble's place is replaced by the nibble.
+            let (h33, hcc) = (_mm256_and_si256(qh, m33), _mm256_and_si256(qh, mcc));
+            q[4 * h] = _mm256_ternarylogic_epi32::<0xCA>(m4, ql0, _mm256_slli_epi16(h33, 4));
+            q[4 * h + 1] = _mm256_ternarylogic_epi32::<0xCA>(m4, ql1, _mm256_slli_epi16(hcc, 2));
+            q[4 * h + 2] = _mm256_ternarylogic_epi32::<0xCA>(m4, _mm256_srli_epi16(ql0, 4), h33);
+            q[4 * h + 3] = _mm256_ternarylogic_epi32::<0xCA>(
+                m4,
+                _mm256_srli_epi16(ql1, 4),
+                _mm256_srli_epi16(hcc, 2),
+            );
+        }
+        q
+    }
+}
+
+/// Q6_K × Q8_K for one weight row `w` by up to four activation rows `x[t]` (`t < NT ≤ 4`),
+/// as `PATH` (`VEC` or `TILED`) rounds it. The integer part is exactly `scalar::dot_q6_k`'s
+/// eight lanes per block: lane `m` sums `sc[g]·Σ_t q·y` over `k = 32c + 4m + t` minus
+/// `32·(B[2m]·sc[2m] + B[2m+1]·sc[2m+1])`. The block is decoded once for the activation rows;
+/// per activation row and chunk the four-element sums are `vpdpbusd` (VNNI; at most
+/// `4 · 63 · 128`, so they fit in i16) of which two chunks' lane `m` go into one i32 lane as
+/// words and meet their scales in one `vpdpwssd`, or `vpmaddubsw` (at most `2 · 63 · 128`) and
+/// `vpmaddwd` by the scales (without VNNI). `VEC`: the lanes accumulated with one FMA by
+/// `d_w d_x` per block, then `hsum8`. `TILED`: the lanes' total (exact) times `d_w`, then
+/// `fma(that, d_x, acc)`, one activation row per lane of a 128-bit register.
+///
+/// # Safety
+/// `w`: `nb` Q6_K blocks, each `x[t]`: `nb` Q8_K blocks; `NT ≤ 4`; the module's features
+/// (+VNNI when `VNNI`).
+#[inline(always)]
+unsafe fn q6k_tile<const PATH: u8, const VNNI: bool, const NT: usize>(
+    w: *const u8,
+    x: [*const u8; NT],
+    nb: usize,
+) -> [f32; NT] {
+    const { assert!(NT <= 4) };
+    // SAFETY: block `i` of `w` is bytes `210 i ..`, of `x[t]` `292 i ..`; loads stay inside.
+    unsafe {
+        let z = _mm256_setzero_si256();
+        let sidx: [__m256i; 4] = std::array::from_fn(|p| load32(Q6K_SCALE_IDX[p].as_ptr().cast()));
+        let mut acc = [_mm256_setzero_ps(); NT];
+        let mut acc_t = _mm_setzero_ps();
+        for i in 0..nb {
+            let wb = w.add(210 * i);
+            let dw = f16_at(wb.add(208));
+            let q = q6k_decode(wb);
+            let sc16 = _mm256_cvtepi8_epi16(load16(wb.add(192)));
+            // VNNI: the word-pair scales per chunk pair; without: [sc[2c] ×8, sc[2c+1] ×8].
+            let s: [__m256i; 8] = std::array::from_fn(|c| {
+                if VNNI {
+                    if c < 4 {
+                        _mm256_permutexvar_epi16(sidx[c], sc16)
+                    } else {
+                        z
+                    }
+                } else {
+                    let lo = _mm256_set1_epi16(word_ctrl((2 * c) % 8));
+                    let hi = _mm256_set1_epi16(word_ctrl((2 * c + 1) % 8));
+                    let half = if c < 4 {
+                        _mm256_permute2x128_si256(sc16, sc16, 0x00)
+                    } else {
+                        _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                    };
+                    _mm256_shuffle_epi8(half, _mm256_blend_epi32(lo, hi, 0xF0))
+                }
+            });
+            let mut tot = [z; 4];
+            for t in 0..NT {
+                let xb = x[t].add(292 * i);
+                let yq = xb.add(Q8K_QS);
+                let corr = _mm256_madd_epi16(sc16, load32(xb.add(Q8K_BSUMS)));
+                let mut sumi = _mm256_sub_epi32(z, _mm256_slli_epi32(corr, 5));
+                for p in 0..4 {
+                    let (c0, c1) = (2 * p, 2 * p + 1);
+                    let (y0, y1) = (load32(yq.add(32 * c0)), load32(yq.add(32 * c1)));
+                    if VNNI {
+                        let a = _mm256_dpbusd_epi32(z, q[c0], y0);
+                        let b = _mm256_dpbusd_epi32(z, q[c1], y1);
+                        let ab = _mm256_mask_blend_epi16(0xAAAA, a, _mm256_slli_epi32(b, 16));
+                        sumi = _mm256_dpwssds_epi32(sumi, ab, s[p]);
+                    } else {
+                        let a = _mm256_madd_epi16(_mm256_maddubs_epi16(q[c0], y0), s[c0]);
+                        let b = _mm256_madd_epi16(_mm256_maddubs_epi16(q[c1], y1), s[c1]);
+                        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(a, b));
+                    }
+                }
+                if PATH == VEC {
+                    let d = xb.cast::<f32>().read_unaligned() * dw;
+                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[t]);
+                } else {
+                    tot[t] = sumi;
+                }
+            }
+            if PATH == TILED {
+                let mut ydv = [0.0f32; 4];
+                for t in 0..NT {
+                    ydv[t] = x[t].add(292 * i).cast::<f32>().read_unaligned();
+                }
+                let s1 = _mm_cvtepi32_ps(reduce4(tot));
+                let v = _mm_mul_ps(s1, _mm_set1_ps(dw));
+                acc_t = _mm_fmadd_ps(v, _mm_loadu_ps(ydv.as_ptr()), acc_t);
+            }
+        }
+        let mut a = [0.0f32; 4];
+        _mm_storeu_ps(a.as_mut_ptr(), acc_t);
+        std::array::from_fn(|t| {
+            if PATH == VEC {
+                avx2::hsum_ps(acc[t])
+            } else {
+                a[t]
+            }
+        })
+    }
+}
+
+/// The rows driver of the Q6_K kernels: each weight row against four activation rows at a
+/// time (the rest one at a time). Every output is one [`q6k_tile`] lane set, the same bits
+/// whatever the tile.
+///
+/// # Safety
+/// `w` holds `rows` rows of `wrb` bytes, `x` `n_x` rows of `xrb` bytes, each `nb` blocks;
+/// `out` as `check_rows` checks; the module's features (+VNNI when `VNNI`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn q6k_rows<const PATH: u8, const VNNI: bool>(
+    w: &[u8],
+    wrb: usize,
+    x: &[u8],
+    xrb: usize,
+    out: &mut [f32],
+    os: usize,
+    (nb, rows, n_x): (usize, usize, usize),
+) {
+    for r in 0..rows {
+        let wr = w[r * wrb..].as_ptr();
+        let mut t = 0;
+        while t + 4 <= n_x {
+            // SAFETY: row `r` and activation rows `t .. t + 4` are in bounds (caller's
+            // contract with the loop bounds).
+            let o = unsafe {
+                q6k_tile::<PATH, VNNI, 4>(
+                    wr,
+                    std::array::from_fn(|k| x[(t + k) * xrb..].as_ptr()),
+                    nb,
+                )
+            };
+            out[r * os + t..][..4].copy_from_slice(&o);
+            t += 4;
+        }
+        while t < n_x {
+            // SAFETY: as above, for activation row `t`.
+            let [o] = unsafe { q6k_tile::<PATH, VNNI, 1>(wr, [x[t * xrb..].as_ptr()], nb) };
             out[r * os + t] = o;
             t += 1;
         }
