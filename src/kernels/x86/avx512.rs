@@ -988,7 +988,8 @@ unsafe fn k4_path_tile<
                         let (k, a) = if PATH == GEMM {
                             (j, z)
                         } else {
-                            (0, sumi[t][0])
+                            // Two partial sums (pairs 0, 2 and 1, 3): shorter chains.
+                            (j % 2, sumi[t][j % 2])
                         };
                         sumi[t][k] = if VNNI {
                             let p = _mm256_packs_epi32(
@@ -1041,7 +1042,9 @@ unsafe fn k4_path_tile<
                         }
                     }
                     _ => {
-                        let isum = _mm_cvtepi32_ps(reduce4(pad(&sumi, 0)));
+                        let (s0, s1) = (pad(&sumi, 0), pad(&sumi, 1));
+                        let tot = std::array::from_fn(|t| _mm256_add_epi32(s0[t], s1[t]));
+                        let isum = _mm_cvtepi32_ps(reduce4(tot));
                         let imin = _mm_cvtepi32_ps(_mm_hadd_epi32(
                             _mm_hadd_epi32(mins[0], mins[1]),
                             _mm_hadd_epi32(mins[2], mins[3]),
@@ -1238,21 +1241,24 @@ unsafe fn q6k_tile<const PATH: u8, const VNNI: bool, const NT: usize>(
                 let xb = x[t].add(292 * i);
                 let yq = xb.add(Q8K_QS);
                 let corr = _mm256_madd_epi16(sc16, load32(xb.add(Q8K_BSUMS)));
-                let mut sumi = _mm256_sub_epi32(z, _mm256_slli_epi32(corr, 5));
+                // Two partial sums (chunk pairs 0, 2 and 1, 3), so that the chains are short.
+                let mut part = [_mm256_sub_epi32(z, _mm256_slli_epi32(corr, 5)), z];
                 for p in 0..4 {
+                    let sumi = &mut part[p % 2];
                     let (c0, c1) = (2 * p, 2 * p + 1);
                     let (y0, y1) = (load32(yq.add(32 * c0)), load32(yq.add(32 * c1)));
                     if VNNI {
                         let a = _mm256_dpbusd_epi32(z, q[c0], y0);
                         let b = _mm256_dpbusd_epi32(z, q[c1], y1);
                         let ab = _mm256_mask_blend_epi16(0xAAAA, a, _mm256_slli_epi32(b, 16));
-                        sumi = _mm256_dpwssds_epi32(sumi, ab, s[p]);
+                        *sumi = _mm256_dpwssds_epi32(*sumi, ab, s[p]);
                     } else {
                         let a = _mm256_madd_epi16(_mm256_maddubs_epi16(q[c0], y0), s[c0]);
                         let b = _mm256_madd_epi16(_mm256_maddubs_epi16(q[c1], y1), s[c1]);
-                        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(a, b));
+                        *sumi = _mm256_add_epi32(*sumi, _mm256_add_epi32(a, b));
                     }
                 }
+                let sumi = _mm256_add_epi32(part[0], part[1]);
                 if PATH == VEC {
                     let d = xb.cast::<f32>().read_unaligned() * dw;
                     acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[t]);
