@@ -1,28 +1,36 @@
 //! AVX-512 kernels (F, BW, VL; with or without VNNI).
 //!
-//! The kernels here compute exactly what `scalar.rs` defines (the same integer lane sums, the
-//! same float operations in the same order), like the AVX2 ones; they exist where AVX-512
-//! makes that faster. On Zen 4, which runs a 512-bit operation as two 256-bit halves, the
-//! width itself buys nothing, so the quant kernels use 256-bit (VL) registers with what
-//! AVX-512 adds: `vpdpbusd` (VNNI: four u8 × i8 products summed into an i32 lane, exact,
-//! replacing `vpmaddubsw` + `vpmaddwd` and the offset subtraction), mask registers (Q5's
-//! fifth bits are one masked add), broadcast memory operands and 32 registers, which hold a
-//! tile of several weight rows by several activation rows.
+//! Every quant kernel here computes exactly what `scalar.rs` defines (the same exact integer
+//! lane sums, the same float operations in the same order), as the AVX2 ones do, and is in a
+//! table only where it measured faster than the AVX2 kernel it replaces. On Zen 4, which runs
+//! a 512-bit operation as two 256-bit halves, the width itself buys nothing, so these kernels
+//! use 256-bit (VL) registers with what AVX-512 adds: `vpdpbusd` (VNNI: four u8 × i8 products
+//! summed into an i32 lane, exact, replacing `vpmaddubsw` + `vpmaddwd` and an offset
+//! subtraction), `vpdpwssd`, mask registers (a Q5 fifth bit is one masked add),
+//! `vpternlogd`, broadcast memory operands, and 32 registers, which hold a tile of several
+//! weight rows by several activation rows, so that a block is decoded once for all the
+//! activation rows (the batch case) and the activation side prepared once for all the rows.
 //!
-//! * The 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL in tinyBLAS's order) go
-//!   through one tile kernel, [`legacy_tile`]: `NR` weight rows by `NT` activation rows, one
-//!   8-lane accumulator per (row, activation row), exactly the reference's lanes and
-//!   `fma(d_w d_x, lanes, acc)` per block, then `hsum8`. A block's weights are decoded once
-//!   for the `NT` activation rows and an activation block's offset sums once for the `NR`
-//!   weight rows; the `d_w d_x` products are formed eight blocks at a time per chunk. Offsets
-//!   (`q − 8`, `q − 16`, and `w + 128` for the signed formats with VNNI) are seeded into
-//!   `vpdpbusd` as `−off Σ y`.
+//! * 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, and IQ4_NL in tinyBLAS's order): one
+//!   tile kernel, [`legacy_tile`], `NR` weight rows by `NT` activation rows, one 8-lane
+//!   accumulator per pair, exactly the reference's lanes, `fma(lanes, d_w d_x, acc)` per block
+//!   and `hsum8` (Q4_1/Q5_1: plus the `m_w s_x` chain). Offsets (`q − 8`, `q − 16`, and
+//!   `w + 128` for the signed formats with VNNI) are seeded into `vpdpbusd` as `−off Σ y`.
+//! * Q4_K gemv/gemm/tiled and Q5_K tiled ([`k4_path_tile`]) and Q6_K `vec_dot`/tiled
+//!   ([`q6k_tile`]): one weight row by four activation rows; the paths that only use exact
+//!   block totals sum in any integer order, the `vec_dot` lanes keep the reference's lanes
+//!   (two chunks' four-element sums as the words of one i32 lane, scaled by one `vpdpwssd`).
 //!
-//! Three tables, [`AVX512`], [`AVX512_VNNI`] and [`AVX512_VNNI_GFNI`], each wrapping the
-//! kernels in row loops compiled with the matching `#[target_feature]` set; handed out only
-//! after the features were detected (`x86::table`). Every type without a kernel here (and the
-//! activation converters) uses the AVX2 kernel: see each table for which, and the report in the
-//! tables' comments for the measured ratios that decided it.
+//! The tables: [`AVX512_VNNI`] (and [`AVX512_VNNI_GFNI`], the same table: no kernel uses GFNI
+//! at the moment) use these kernels for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q6_K and the paths Q4_K
+//! gemv/gemm/tiled, Q5_K tiled, Q6_K tiled and IQ4_NL tinyBLAS; [`AVX512`] (no VNNI) the same
+//! except Q6_K `vec_dot` and the Q4_K gemv, which measured no faster than AVX2 there. Both
+//! use the AVX2 kernels for F16, Q2_K, Q3_K, Q4_K and Q5_K `vec_dot` (a Q4_K/Q5_K lane kernel
+//! in this style measured no faster for one activation row), IQ4_NL `vec_dot` (its even/odd
+//! block order), IQ4_XS and the activation converters; F32 and BF16 have 512-bit kernels
+//! (generic float sums, not one of the reproduced types). Each table wraps the kernels in row
+//! loops compiled with its `#[target_feature]` set and is handed out only after the features
+//! were detected (`x86::table`).
 
 use std::arch::x86_64::*;
 
@@ -68,8 +76,8 @@ pub(in crate::kernels) static AVX512: Kernels = Kernels {
 /// AVX-512 F/BW/VL with VNNI.
 pub(in crate::kernels) static AVX512_VNNI: Kernels = VNNI_TABLE;
 
-/// AVX-512 F/BW/VL with VNNI and GFNI (Ice Lake, Zen 4 and later). GFNI is not used by any
-/// kernel at the moment; the table is the VNNI one.
+/// AVX-512 F/BW/VL with VNNI and GFNI (Ice Lake, Zen 4 and later): no kernel uses GFNI at the
+/// moment, so this is the [`AVX512_VNNI`] table.
 pub(in crate::kernels) static AVX512_VNNI_GFNI: Kernels = VNNI_TABLE;
 
 /// The [`AVX512_VNNI`] table.
