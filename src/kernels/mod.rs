@@ -11,30 +11,31 @@
 //! | Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS  | Q8_K        |
 //! | F32 / F16 / BF16                      | F32 / F16 / BF16 |
 //!
-//! Each kernel exists once per instruction set ([`Isa`]): `scalar.rs` is the reference (ggml's
-//! generic C code, transcribed), `x86/avx2.rs` (AVX2 + FMA + F16C) and `x86/avx512.rs`
-//! (AVX-512 F/BW/VL, with or without VNNI) are the fast paths. A [`Kernels`] table holds one
-//! function per type for one ISA. The process-wide table is picked on first use: the best ISA
-//! the CPU has, or the one named by the `KILN_ISA` environment variable
+//! Each kernel exists once per instruction set ([`Isa`]): `scalar.rs` is the reference,
+//! `x86/avx2.rs` (AVX2 + FMA + F16C), `x86/avx512.rs` (AVX-512 F/BW/VL, with or without VNNI)
+//! and `aarch64/` (NEON, NEON + dotprod) are the fast paths. A [`Kernels`] table holds one
+//! function per type for one ISA, plus one per matmul code path that rounds differently from
+//! `vec_dot` (`PathKernels`, see `matmul::Path`). The process-wide table is picked on first
+//! use: the best ISA the CPU has, or the one named by the `KILN_ISA` environment variable
 //! (`scalar|avx2|avx512|avx512vnni|neon|dotprod`); asking for an ISA the CPU lacks prints one
 //! warning to stderr and falls back to the best available.
 //!
-//! The SIMD kernels compute exactly the same integer partial sums as the reference; only the
-//! order in which the per-block float terms are summed differs (so results agree to a few ulps
-//! of the sum of magnitudes, not bit for bit). A given table always gives the same bits for the
-//! same inputs: the 32-element formats dot two weight rows at a time against one activation
-//! row (sharing the activation loads, scales and offset sums), and each row's arithmetic is the
-//! same as in the one-row kernel. [`matmul`] computes each output element that way, so its
-//! result does not depend on the number of threads or on how rows are chunked.
+//! For the types whose arithmetic reproduces llama.cpp's x86 kernels (Q4_0, Q4_1, Q5_0, Q5_1,
+//! Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K; see `scalar.rs`), every SIMD kernel gives the scalar
+//! reference's bits: the same exact integer partial sums and the same float operations in the
+//! same order. For the others (F16, BF16, F32, Q2_K, Q3_K, IQ4_XS) the integer partial sums are
+//! the same and only the order of the per-block float terms differs (a few ulps of the sum of
+//! magnitudes). Either way a table gives the same bits for the same inputs however many rows
+//! or activation rows one call covers, and [`matmul`] computes each output element with one
+//! kernel, so its result does not depend on the number of threads or on how rows are chunked.
 //!
 //! Entry points: [`vec_dot`] (one row), [`Kernels::dot_rows`] (many rows, one activation row),
 //! [`matmul`] (a matrix times token activations, quantized once, rows over the rayon pool),
 //! [`quantize_row_act`] (activation quantizers, byte-identical to `quant`'s references for
 //! finite input).
 //!
-//! Adding an ISA (NEON is next): write `aarch64/neon.rs` with `pub(super) static` [`Kernels`]
-//! tables, declare it in `aarch64/mod.rs` and return the tables from `aarch64::table`; nothing
-//! outside `aarch64/` changes (see that module's docs).
+//! Adding an ISA: write its module with `pub(super) static` [`Kernels`] tables and return them
+//! from its `table` function (as `x86::table` and `aarch64::table` do); nothing else changes.
 
 use std::sync::OnceLock;
 
