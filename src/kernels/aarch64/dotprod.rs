@@ -1,5 +1,6 @@
-//! NEON + dotprod: the integer kernels of `quants.rs` with `sdot` (four 4-byte dot products
-//! per instruction) as their [`I8Dot`] step, in the [`NEON_DOTPROD`] table. The float dots
+//! NEON + dotprod: the integer kernels of `quants.rs` (vec_dot and per-path) with `sdot` (four
+//! 4-byte dot products per instruction) as their [`I8Dot`] step, in the [`NEON_DOTPROD`] table;
+//! same bits as the NEON table. The float dots
 //! and the activation converters have nothing to gain from `sdot`: the table reuses NEON's.
 //!
 //! `vdotq_s32` is not stable in Rust, so `sdot` is written with `asm!`; the row loops are

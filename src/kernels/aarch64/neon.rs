@@ -3,7 +3,10 @@
 //!
 //! Every per-row kernel is an `#[inline(always)] unsafe fn (w, x, nb) -> f32` reading `nb`
 //! blocks through raw pointers; `dot_rows_fns!` wraps each in a row loop compiled with
-//! `#[target_feature(enable = "neon")]`. All loads go through byte pointers (`vld1q_u8`, no
+//! `#[target_feature(enable = "neon")]` (the legacy 32-element formats also with a two-row
+//! kernel, `pair`, that gives each row the one-row kernel's bits). Which types are bit-exact
+//! with the scalar table is said in `quants.rs`; the float dots below are not (they sum in f32
+//! lanes, the reference in f64). All loads go through byte pointers (`vld1q_u8`, no
 //! alignment needed), reinterpreted as wider lanes; AArch64 is little-endian here (`mod.rs`), so
 //! lane `k` is the `k`-th little-endian element in memory.
 //!
@@ -12,10 +15,12 @@
 //! exact; f32 → F16 rounds to nearest even (the default FPCR mode) and NaNs are replaced by
 //! ggml's `sign | 0x7E00`.
 //!
-//! The converters produce the same bytes as the `quant` reference quantizers for every input:
-//! a block holding a NaN is handed to the reference (the reference's max-scan treats NaN in a
-//! way no vector max reproduces); everything else (infinities, subnormals, overflowing scales)
-//! goes through vector code that rounds and saturates exactly like the scalar expressions.
+//! The converters produce the same bytes as the scalar table's for every input (Q8_0 / Q8_1:
+//! llama.cpp's x86 activation quantizer, `scalar::quantize_act_block`; Q8_K, F16, BF16: the
+//! `quant` references): a block holding a NaN is handed to the scalar converter (its max-scan
+//! treats NaN in a way no vector max reproduces); everything else (infinities, subnormals,
+//! overflowing scales) goes through vector code that rounds and saturates exactly like the
+//! scalar expressions.
 
 use core::arch::aarch64::*;
 use core::arch::asm;
@@ -340,7 +345,7 @@ unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Activation converters: the same bytes as the `quant` reference quantizers, for every input.
+// Activation converters: the same bytes as the scalar table's, for every input.
 // ---------------------------------------------------------------------------------------------
 
 /// Whether any of the `N` vectors holds a NaN.

@@ -1,15 +1,26 @@
 //! The integer dot kernels of both AArch64 tables, generic over [`I8Dot`]: how sixteen signed
 //! byte pairs are multiplied and added into four i32 lanes ([`Neon`]: `smull` + `saddlp` + `addp`;
-//! `dotprod::Sdot`: one `sdot`).
+//! `dotprod::Sdot`: one `sdot`). Both fill the same lanes (lane `l` = bytes `4l..4l+4`), so the
+//! NEON and dotprod tables give identical bits.
 //!
 //! Every kernel computes the reference's integer partial sums exactly: weights are unpacked to
 //! signed bytes holding each element's exact integer value (for the formats with a min, the
 //! unsigned quant, the min term coming from the activation's `s` / `bsums`), each i8 × i8
 //! product is exact in either [`I8Dot`], and the per-group sums are multiplied by their integer
-//! scales in i32 lanes, far from overflow for any block contents (below 256 · 128 · 128 · 128 =
-//! 2^29 per super-block). Only the order in which the per-block float terms are added differs
-//! from the reference; and since both [`I8Dot`]s fill the same lanes, the NEON and dotprod
-//! tables give identical bits.
+//! scales in i32 lanes, far from overflow for any block contents (below 2^29 per super-block).
+//!
+//! For Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K and Q6_K, and for every per-path kernel
+//! (`PathKernels`: the Q4_K gemv / gemm / tiled, Q5_K and Q6_K tiled, IQ4_NL tinyBLAS kernels),
+//! the float operations are also the reference's (`scalar.rs`, llama.cpp's x86 order): the
+//! same eight-lane structure, held as two `float32x4_t` (lanes 0..4 and 4..8) whose lane `j`
+//! is the exact integer sum `scalar` defines for it, the same fused multiply-adds (`fmla` by
+//! element, `f32::mul_add` → `fmadd`), plain products where `scalar` has them, and `hsum8`'s
+//! order; so these give the scalar table's bits. The legacy 32-element formats take two weight
+//! rows per call (`dot_rows_fns!`'s `pair`), sharing the activation loads and interleaving the
+//! rows' FMA chains; each row's result is the same as alone. Q2_K, Q3_K and IQ4_XS have the
+//! exact integer sums but add the per-block float terms in their own order (their scalar
+//! kernels are ggml's generic C code, not llama.cpp's x86 arithmetic, so there is no fixed
+//! order to follow yet): they agree with the reference to a few ulps of the sum of magnitudes.
 //!
 //! Register-only helpers are safe private functions, as in `neon.rs`: NEON is present wherever
 //! they run (AArch64 baseline, and detected before a table is handed out).
@@ -18,6 +29,7 @@
 //! bsums:i16[16]@260` (292). The weight layouts are given at each kernel.
 
 use core::arch::aarch64::*;
+use core::arch::asm;
 
 use super::neon::{f16_at, ld_s8, ld_s16, ld_u8};
 use crate::kernels::scalar::{k4_scales_mins, q3k_scales};
@@ -706,6 +718,18 @@ macro_rules! unroll {
     })*};
 }
 
+/// `v`, hidden from the optimiser: the scale vectors the kernels multiply by lane (`mla` by
+/// element) would otherwise be rebuilt per lane from their narrow source (`dup` + `sxtl`).
+#[inline(always)]
+fn opaque(mut v: int32x4_t) -> int32x4_t {
+    // SAFETY: an empty `asm!` that only claims to read and write the register; no memory,
+    // stack or flags touched.
+    unsafe {
+        asm!("/* {v:v} */", v = inout(vreg) v, options(pure, nomem, nostack, preserves_flags));
+    }
+    v
+}
+
 /// The Q4_K / Q5_K min lanes: lane `p` = `m[2p]·B[2p] + m[2p+1]·B[2p+1]`, `B[g]` =
 /// `bsums[2g] + bsums[2g+1]` (the 32-element activation sums).
 ///
@@ -749,7 +773,7 @@ unsafe fn k4_block<D: I8Dot, const Q5: bool>(
         let m16 = vdupq_n_u8(0x10);
         let zero = vdupq_n_s32(0);
         let (sc, mn) = k4_scales_mins(&wb.add(4).cast::<[u8; 12]>().read());
-        let sc = widen_u8x8(sc);
+        let sc = widen_u8x8(sc).map(opaque);
         let mins = k4_mins4(mn, xb.add(Q8K_BSUMS));
         let qs = wb.add(if Q5 { 48 } else { 16 });
         let (qha, qhb) = if Q5 {
@@ -991,7 +1015,7 @@ unsafe fn q6k_block<D: I8Dot>(wb: *const u8, xb: *const u8) -> (int32x4_t, int32
         let zero = vdupq_n_s32(0);
         let sc8 = ld_s8(wb.add(192));
         // Scales of groups 4v .. 4v + 4 in `sc[v]`.
-        let sc = widen_s8(sc8);
+        let sc = widen_s8(sc8).map(opaque);
         // 32·(B[2m]·sc[2m] + B[2m+1]·sc[2m+1]) for lanes m = 0..4 and 4..8.
         let (sl, sh) = (vmovl_s8(vget_low_s8(sc8)), vmovl_high_s8(sc8));
         let (b0, b1) = (ld_s16(xb.add(Q8K_BSUMS)), ld_s16(xb.add(Q8K_BSUMS + 16)));
