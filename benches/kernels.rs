@@ -16,27 +16,18 @@
 //! - `membw/t<threads>`: reading a 256 MiB buffer in 1 MiB pieces spread over the pool,
 //!   with 256-bit loads, bytes per second (the ceiling for matrices that do not fit in cache).
 
+// The tests' seeded generator (splitmix64).
+#[allow(dead_code)]
+#[path = "../tests/common/rng.rs"]
+mod rng;
+use rng::Rng;
+
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kiln::GgmlType;
 use kiln::kernels::{self, Kernels, MatMulScratch, QMatrix};
-
-/// splitmix64.
-struct Rng(u64);
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn f32(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
 
 const TYPES: [GgmlType; 15] = [
     GgmlType::Q4_0,

@@ -8,24 +8,12 @@
 //! tokens), the tiled K-quant matmul (8+ tokens), and for Q4_K matrices with a multiple of 8
 //! rows the repacked `q4_K_8x8` gemm (groups of 4 tokens) and gemv (the rest).
 
+mod common;
+use common::rng::Rng;
+
 use kiln::GgmlType;
 use kiln::kernels::{Isa, Kernels, MatMulScratch, QMatrix};
 use kiln::quant::quantize_row_ref;
-
-/// splitmix64.
-struct Rng(u64);
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn f32(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
 
 /// `(type, rows, cols, tokens)` of every fixture.
 const CASES: &[(GgmlType, usize, usize, usize)] = &[

@@ -9,26 +9,12 @@
 //! - Bad shapes are typed errors.
 
 mod common;
+use common::rng::Rng;
 
 use kiln::GgmlType;
 use kiln::gguf::{GgufFile, OpenOptions};
 use kiln::kernels::{self, Kernels, MatMulScratch, QMatrix};
 use kiln::quant::{dequantize_row, quantize_row_ref};
-
-/// splitmix64.
-struct Rng(u64);
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn f32(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
 
 const TYPES: [GgmlType; 15] = [
     GgmlType::F32,
@@ -122,20 +108,6 @@ fn matmul_equals_vec_dot_per_element() {
     }
 }
 
-/// The types whose kernels reproduce llama.cpp's x86 arithmetic (see `kernels::scalar`): on
-/// these, every ISA must give the scalar reference's bits on every matmul code path.
-const EXACT_TYPES: [GgmlType; 9] = [
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::IQ4_NL,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-];
-
 #[test]
 fn exact_types_match_scalar_on_every_path() {
     // 16 rows: Q4_K takes the repacked gemm (groups of 4 tokens) and gemv (the rest); 12 rows:
@@ -143,7 +115,7 @@ fn exact_types_match_scalar_on_every_path() {
     let mut rng = Rng(11);
     let scalar = Kernels::for_isa(kernels::Isa::Scalar).unwrap();
     let mut scratch = MatMulScratch::new();
-    for t in EXACT_TYPES {
+    for t in common::EXACT_TYPES {
         let cols = if t.block_size() == 256 { 1024 } else { 352 };
         for rows in [12, 16] {
             let data = matrix(t, rows, cols, &mut rng);

@@ -19,43 +19,12 @@
 
 #![cfg(all(target_arch = "aarch64", target_endian = "little"))]
 
+mod common;
+use common::rng::Rng;
+
 use kiln::GgmlType;
 use kiln::kernels::{self, Isa, Kernels};
 use kiln::quant::quantize_row_ref;
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn byte(&mut self) -> u8 {
-        self.next_u64() as u8
-    }
-    /// A random byte, half of the time one of the extremes (as i8: -128, -127, -1, 0, 127;
-    /// as nibbles: 0 and 15), where a too-narrow intermediate sum would overflow.
-    fn edgy_byte(&mut self) -> u8 {
-        let r = self.next_u64();
-        if r & 1 == 0 {
-            (r >> 8) as u8
-        } else {
-            [0x80, 0x81, 0xFF, 0x00, 0x7F, 0xF0, 0x0F, 0x88][(r >> 8) as usize % 8]
-        }
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    /// Random finite scale, magnitude in [2^-14, 2^2], random sign.
-    fn scale(&mut self) -> f32 {
-        let mag = (2.0f32).powf(-14.0 + 16.0 * self.unit());
-        if self.byte() & 1 == 0 { mag } else { -mag }
-    }
-}
 
 const INT_TYPES: [GgmlType; 12] = [
     GgmlType::Q4_0,
@@ -97,13 +66,13 @@ fn random_row(t: GgmlType, nb: usize, rng: &mut Rng) -> Vec<u8> {
     for b in row.chunks_exact_mut(bs) {
         match t {
             GgmlType::Q8_1 => {
-                put_f16(b, 0, rng.scale());
-                put_f16(b, 2, rng.scale() * 64.0);
+                put_f16(b, 0, rng.scale_in(-14.0, 2.0));
+                put_f16(b, 2, rng.scale_in(-14.0, 2.0) * 64.0);
             }
-            GgmlType::Q8_K => b[..4].copy_from_slice(&rng.scale().to_le_bytes()),
+            GgmlType::Q8_K => b[..4].copy_from_slice(&rng.scale_in(-14.0, 2.0).to_le_bytes()),
             _ => {
                 for &off in f16_fields(t) {
-                    put_f16(b, off, rng.scale());
+                    put_f16(b, off, rng.scale_in(-14.0, 2.0));
                 }
             }
         }

@@ -19,40 +19,14 @@
 //!    table's (Q8_0/Q8_1: llama.cpp's x86 quantizers) or to `quant::quantize_row_ref` (the
 //!    others) on random, real and edge-case rows (finite input).
 //! 4. **Bit-exact types**: the types whose float order is fixed to llama.cpp's x86 kernels
-//!    ([`EXACT_TYPES`]) equal the scalar reference bit for bit on random blocks of any length.
+//!    (`common::EXACT_TYPES`) equal the scalar reference bit for bit on random blocks of any length.
+
+mod common;
+use common::rng::Rng;
 
 use kiln::GgmlType;
 use kiln::kernels::{self, Isa, Kernels};
 use kiln::quant::{dequantize_row, quantize_row_ref};
-
-/// A tiny deterministic PRNG (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn byte(&mut self) -> u8 {
-        self.next_u64() as u8
-    }
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    /// Uniform integer in `lo..=hi`.
-    fn int(&mut self, lo: i32, hi: i32) -> i32 {
-        lo + (self.next_u64() % (hi - lo + 1) as u64) as i32
-    }
-    /// Random finite scale: magnitude log-uniform in [2^-12, 2^-2], random sign.
-    fn scale(&mut self) -> f32 {
-        let mag = (2.0f32).powf(-12.0 + 10.0 * self.unit());
-        if self.byte() & 1 == 0 { mag } else { -mag }
-    }
-}
 
 /// The SIMD tables to test; prints what is skipped.
 fn simd_tables() -> Vec<&'static Kernels> {
@@ -160,7 +134,7 @@ fn weight_row(t: GgmlType, nb: usize, rng: &mut Rng, mode: Mode) -> Vec<u8> {
                                 if rng.byte() & 1 == 0 { 1.0 } else { -1.0 }
                             }
                             Mode::Exact => 1.0,
-                            Mode::Random => rng.scale(),
+                            Mode::Random => rng.scale_in(-12.0, -2.0),
                         };
                     put_f16(b, off, v);
                 }
@@ -187,7 +161,7 @@ fn act_row(t: GgmlType, act: GgmlType, nb: usize, rng: &mut Rng, mode: Mode) -> 
                 let d = if mode == Mode::Exact {
                     1.0
                 } else {
-                    rng.scale()
+                    rng.scale_in(-12.0, -2.0)
                 };
                 let qs: Vec<i8> = (0..32).map(|_| rng.int(qlo, qhi) as i8).collect();
                 put_f16(b, 0, d);
@@ -207,7 +181,7 @@ fn act_row(t: GgmlType, act: GgmlType, nb: usize, rng: &mut Rng, mode: Mode) -> 
                 let d = if mode == Mode::Exact {
                     1.0
                 } else {
-                    rng.scale()
+                    rng.scale_in(-12.0, -2.0)
                 };
                 b[..4].copy_from_slice(&d.to_le_bytes());
                 let qs: Vec<i8> = (0..256).map(|_| rng.int(qlo, qhi) as i8).collect();
@@ -501,25 +475,11 @@ fn bad_lengths_are_errors() {
     }
 }
 
-/// Weight types whose kernels follow llama.cpp's x86 float order exactly on every ISA, so
-/// that kiln's logits are llama.cpp's bit for bit (see `kernels::scalar`).
-const EXACT_TYPES: [GgmlType; 9] = [
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::IQ4_NL,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-];
-
 #[test]
 fn exact_types_equal_scalar_bit_for_bit() {
     let mut rng = Rng(2024);
     for k in simd_tables() {
-        for t in EXACT_TYPES {
+        for t in common::EXACT_TYPES {
             let act = kernels::vec_dot_type(t);
             for nb in [1, 2, 3, 7, 18, 48] {
                 for _ in 0..20 {

@@ -3,6 +3,23 @@
 
 use std::path::PathBuf;
 
+pub mod rng;
+
+/// The weight types whose kernels follow llama.cpp's x86 float order exactly on every ISA
+/// and every matmul path, so that kiln's logits are llama.cpp's bit for bit (see
+/// `kernels::scalar`).
+pub const EXACT_TYPES: [kiln::GgmlType; 9] = [
+    kiln::GgmlType::Q4_0,
+    kiln::GgmlType::Q4_1,
+    kiln::GgmlType::Q5_0,
+    kiln::GgmlType::Q5_1,
+    kiln::GgmlType::Q8_0,
+    kiln::GgmlType::IQ4_NL,
+    kiln::GgmlType::Q4_K,
+    kiln::GgmlType::Q5_K,
+    kiln::GgmlType::Q6_K,
+];
+
 /// File name of the default model (SmolLM2-135M-Instruct Q4_1, llama).
 pub const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// File name of Gemma 3 270M Q4_K_M (gemma3).
