@@ -1,5 +1,6 @@
-//! NEON + dotprod: the integer kernels of `quants.rs` with `sdot` (four 4-byte dot products
-//! per instruction) as their [`I8Dot`] step, in the [`NEON_DOTPROD`] table. The float dots
+//! NEON + dotprod: the integer kernels of `quants.rs` (vec_dot and per-path) with `sdot` (four
+//! 4-byte dot products per instruction) as their [`I8Dot`] step, in the [`NEON_DOTPROD`] table;
+//! same bits as the NEON table. The float dots
 //! and the activation converters have nothing to gain from `sdot`: the table reuses NEON's.
 //!
 //! `vdotq_s32` is not stable in Rust, so `sdot` is written with `asm!`; the row loops are
@@ -40,24 +41,31 @@ pub(in crate::kernels) static NEON_DOTPROD: Kernels = Kernels {
     f32: NEON.f32,
     f16: NEON.f16,
     bf16: NEON.bf16,
-    q4_0: crate::kernels::SCALAR.q4_0,
+    q4_0: rows::dot_q4_0_dotprod,
     q4_1: rows::dot_q4_1_dotprod,
-    q5_0: crate::kernels::SCALAR.q5_0,
-    q5_1: crate::kernels::SCALAR.q5_1,
-    q8_0: crate::kernels::SCALAR.q8_0,
+    q5_0: rows::dot_q5_0_dotprod,
+    q5_1: rows::dot_q5_1_dotprod,
+    q8_0: rows::dot_q8_0_dotprod,
     q2_k: rows::dot_q2_k_dotprod,
     q3_k: rows::dot_q3_k_dotprod,
-    q4_k: crate::kernels::SCALAR.q4_k,
-    q5_k: crate::kernels::SCALAR.q5_k,
-    q6_k: crate::kernels::SCALAR.q6_k,
-    iq4_nl: crate::kernels::SCALAR.iq4_nl,
+    q4_k: rows::dot_q4_k_dotprod,
+    q5_k: rows::dot_q5_k_dotprod,
+    q6_k: rows::dot_q6_k_dotprod,
+    iq4_nl: rows::dot_iq4_nl_dotprod,
     iq4_xs: rows::dot_iq4_xs_dotprod,
     quantize_q8_0: convert::quantize_q8_0_neon,
     quantize_q8_1: convert::quantize_q8_1_neon,
     quantize_q8_k: convert::quantize_q8_k_neon,
     to_f16: convert::to_f16_neon,
     to_bf16: convert::to_bf16_neon,
-    paths: crate::kernels::SCALAR_PATHS,
+    paths: crate::kernels::PathKernels {
+        q4_k_gemv: rows::dot_q4_k_gemv_dotprod,
+        q4_k_gemm: rows::dot_q4_k_gemm_dotprod,
+        q4_k_tiled: rows::dot_q4_k_tiled_dotprod,
+        q5_k_tiled: rows::dot_q5_k_tiled_dotprod,
+        q6_k_tiled: rows::dot_q6_k_tiled_dotprod,
+        iq4_nl_tinyblas: rows::dot_iq4_nl_tinyblas_dotprod,
+    },
 };
 
 /// Row drivers of the dotprod table.
@@ -65,9 +73,24 @@ mod rows {
     use super::{Sdot, dot_rows_fns, quants};
     dot_rows_fns! {
         features = "neon,dotprod";
-        dot_q4_1_dotprod: quants::dot_q4_1::<Sdot>, 20, 36;
+        dot_q4_0_dotprod: quants::dot_q4_0::<Sdot>, 18, 34, pair = quants::dot_q4_0_rows::<Sdot, 2>;
+        dot_q4_1_dotprod: quants::dot_q4_1::<Sdot>, 20, 36, pair = quants::dot_q4_1_rows::<Sdot, 2>;
+        dot_q5_0_dotprod: quants::dot_q5_0::<Sdot>, 22, 34, pair = quants::dot_q5_0_rows::<Sdot, 2>;
+        dot_q5_1_dotprod: quants::dot_q5_1::<Sdot>, 24, 36, pair = quants::dot_q5_1_rows::<Sdot, 2>;
+        dot_q8_0_dotprod: quants::dot_q8_0::<Sdot>, 34, 34, pair = quants::dot_q8_0_rows::<Sdot, 2>;
         dot_q2_k_dotprod: quants::dot_q2_k::<Sdot>, 84, 292;
         dot_q3_k_dotprod: quants::dot_q3_k::<Sdot>, 110, 292;
         dot_iq4_xs_dotprod: quants::dot_iq4_xs::<Sdot>, 136, 292;
+        dot_q4_k_dotprod: quants::dot_q4_k::<Sdot>, 144, 292;
+        dot_q5_k_dotprod: quants::dot_q5_k::<Sdot>, 176, 292;
+        dot_q6_k_dotprod: quants::dot_q6_k::<Sdot>, 210, 292;
+        dot_q4_k_gemv_dotprod: quants::dot_q4_k_gemv::<Sdot>, 144, 292;
+        dot_q4_k_gemm_dotprod: quants::dot_q4_k_gemm::<Sdot>, 144, 292;
+        dot_q4_k_tiled_dotprod: quants::dot_q4_k_tiled::<Sdot>, 144, 292;
+        dot_q5_k_tiled_dotprod: quants::dot_q5_k_tiled::<Sdot>, 176, 292;
+        dot_q6_k_tiled_dotprod: quants::dot_q6_k_tiled::<Sdot>, 210, 292;
+        dot_iq4_nl_dotprod: quants::dot_iq4_nl::<Sdot>, 18, 34;
+        dot_iq4_nl_tinyblas_dotprod: quants::dot_iq4_nl_tinyblas::<Sdot>, 18, 34,
+            pair = quants::dot_iq4_nl_tinyblas_rows::<Sdot, 2>;
     }
 }

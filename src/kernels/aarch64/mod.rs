@@ -2,9 +2,11 @@
 //!
 //! - `neon.rs`: the [`Isa::Neon`] table, the float dots (F32, F16, BF16), the activation
 //!   converters (shared by both tables) and the load/convert helpers.
-//! - `quants.rs`: the integer dot kernels, written once and generic over how sixteen signed
-//!   byte pairs are multiplied and summed (`quants::I8Dot`): widening multiplies on plain
-//!   NEON, one `sdot` with dotprod.
+//! - `quants.rs`: the integer dot kernels and the per-path kernels (`PathKernels`), written
+//!   once and generic over how sixteen signed byte pairs are multiplied and summed
+//!   (`quants::I8Dot`): widening multiplies on plain NEON, one `sdot` with dotprod. For Q4_0,
+//!   Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K and every path they compute exactly what
+//!   `scalar.rs` defines (llama.cpp's x86 arithmetic), bit for bit.
 //! - `dotprod.rs`: the `sdot` step and the [`Isa::NeonDotprod`] table.
 //!
 //! This is the only place that asks the CPU what it supports. A table is handed out only after

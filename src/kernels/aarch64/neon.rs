@@ -3,7 +3,10 @@
 //!
 //! Every per-row kernel is an `#[inline(always)] unsafe fn (w, x, nb) -> f32` reading `nb`
 //! blocks through raw pointers; `dot_rows_fns!` wraps each in a row loop compiled with
-//! `#[target_feature(enable = "neon")]`. All loads go through byte pointers (`vld1q_u8`, no
+//! `#[target_feature(enable = "neon")]` (the legacy 32-element formats also with a two-row
+//! kernel, `pair`, that gives each row the one-row kernel's bits). Which types are bit-exact
+//! with the scalar table is said in `quants.rs`; the float dots below are not (they sum in f32
+//! lanes, the reference in f64). All loads go through byte pointers (`vld1q_u8`, no
 //! alignment needed), reinterpreted as wider lanes; AArch64 is little-endian here (`mod.rs`), so
 //! lane `k` is the `k`-th little-endian element in memory.
 //!
@@ -12,10 +15,12 @@
 //! exact; f32 → F16 rounds to nearest even (the default FPCR mode) and NaNs are replaced by
 //! ggml's `sign | 0x7E00`.
 //!
-//! The converters produce the same bytes as the `quant` reference quantizers for every input:
-//! a block holding a NaN is handed to the reference (the reference's max-scan treats NaN in a
-//! way no vector max reproduces); everything else (infinities, subnormals, overflowing scales)
-//! goes through vector code that rounds and saturates exactly like the scalar expressions.
+//! The converters produce the same bytes as the scalar table's for every input (Q8_0 / Q8_1:
+//! llama.cpp's x86 activation quantizer, `scalar::quantize_act_block`; Q8_K, F16, BF16: the
+//! `quant` references): a block holding a NaN is handed to the scalar converter (its max-scan
+//! treats NaN in a way no vector max reproduces); everything else (infinities, subnormals,
+//! overflowing scales) goes through vector code that rounds and saturates exactly like the
+//! scalar expressions.
 
 use core::arch::aarch64::*;
 use core::arch::asm;
@@ -30,24 +35,31 @@ pub(in crate::kernels) static NEON: Kernels = Kernels {
     f32: rows::dot_f32_neon,
     f16: rows::dot_f16_neon,
     bf16: rows::dot_bf16_neon,
-    q4_0: crate::kernels::SCALAR.q4_0,
+    q4_0: rows::dot_q4_0_neon,
     q4_1: rows::dot_q4_1_neon,
-    q5_0: crate::kernels::SCALAR.q5_0,
-    q5_1: crate::kernels::SCALAR.q5_1,
-    q8_0: crate::kernels::SCALAR.q8_0,
+    q5_0: rows::dot_q5_0_neon,
+    q5_1: rows::dot_q5_1_neon,
+    q8_0: rows::dot_q8_0_neon,
     q2_k: rows::dot_q2_k_neon,
     q3_k: rows::dot_q3_k_neon,
-    q4_k: crate::kernels::SCALAR.q4_k,
-    q5_k: crate::kernels::SCALAR.q5_k,
-    q6_k: crate::kernels::SCALAR.q6_k,
-    iq4_nl: crate::kernels::SCALAR.iq4_nl,
+    q4_k: rows::dot_q4_k_neon,
+    q5_k: rows::dot_q5_k_neon,
+    q6_k: rows::dot_q6_k_neon,
+    iq4_nl: rows::dot_iq4_nl_neon,
     iq4_xs: rows::dot_iq4_xs_neon,
     quantize_q8_0: convert::quantize_q8_0_neon,
     quantize_q8_1: convert::quantize_q8_1_neon,
     quantize_q8_k: convert::quantize_q8_k_neon,
     to_f16: convert::to_f16_neon,
     to_bf16: convert::to_bf16_neon,
-    paths: crate::kernels::SCALAR_PATHS,
+    paths: crate::kernels::PathKernels {
+        q4_k_gemv: rows::dot_q4_k_gemv_neon,
+        q4_k_gemm: rows::dot_q4_k_gemm_neon,
+        q4_k_tiled: rows::dot_q4_k_tiled_neon,
+        q5_k_tiled: rows::dot_q5_k_tiled_neon,
+        q6_k_tiled: rows::dot_q6_k_tiled_neon,
+        iq4_nl_tinyblas: rows::dot_iq4_nl_tinyblas_neon,
+    },
 };
 
 /// Row drivers of the NEON table.
@@ -58,10 +70,25 @@ mod rows {
         dot_f32_neon: dot_f32, 4, 4;
         dot_f16_neon: dot_f16, 2, 2;
         dot_bf16_neon: dot_bf16, 2, 2;
-        dot_q4_1_neon: quants::dot_q4_1::<Neon>, 20, 36;
+        dot_q4_0_neon: quants::dot_q4_0::<Neon>, 18, 34, pair = quants::dot_q4_0_rows::<Neon, 2>;
+        dot_q4_1_neon: quants::dot_q4_1::<Neon>, 20, 36, pair = quants::dot_q4_1_rows::<Neon, 2>;
+        dot_q5_0_neon: quants::dot_q5_0::<Neon>, 22, 34, pair = quants::dot_q5_0_rows::<Neon, 2>;
+        dot_q5_1_neon: quants::dot_q5_1::<Neon>, 24, 36, pair = quants::dot_q5_1_rows::<Neon, 2>;
+        dot_q8_0_neon: quants::dot_q8_0::<Neon>, 34, 34, pair = quants::dot_q8_0_rows::<Neon, 2>;
         dot_q2_k_neon: quants::dot_q2_k::<Neon>, 84, 292;
         dot_q3_k_neon: quants::dot_q3_k::<Neon>, 110, 292;
         dot_iq4_xs_neon: quants::dot_iq4_xs::<Neon>, 136, 292;
+        dot_q4_k_neon: quants::dot_q4_k::<Neon>, 144, 292;
+        dot_q5_k_neon: quants::dot_q5_k::<Neon>, 176, 292;
+        dot_q6_k_neon: quants::dot_q6_k::<Neon>, 210, 292;
+        dot_q4_k_gemv_neon: quants::dot_q4_k_gemv::<Neon>, 144, 292;
+        dot_q4_k_gemm_neon: quants::dot_q4_k_gemm::<Neon>, 144, 292;
+        dot_q4_k_tiled_neon: quants::dot_q4_k_tiled::<Neon>, 144, 292;
+        dot_q5_k_tiled_neon: quants::dot_q5_k_tiled::<Neon>, 176, 292;
+        dot_q6_k_tiled_neon: quants::dot_q6_k_tiled::<Neon>, 210, 292;
+        dot_iq4_nl_neon: quants::dot_iq4_nl::<Neon>, 18, 34;
+        dot_iq4_nl_tinyblas_neon: quants::dot_iq4_nl_tinyblas::<Neon>, 18, 34,
+            pair = quants::dot_iq4_nl_tinyblas_rows::<Neon, 2>;
     }
 }
 
@@ -318,7 +345,7 @@ unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Activation converters: the same bytes as the `quant` reference quantizers, for every input.
+// Activation converters: the same bytes as the scalar table's, for every input.
 // ---------------------------------------------------------------------------------------------
 
 /// Whether any of the `N` vectors holds a NaN.
