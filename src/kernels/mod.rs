@@ -579,7 +579,7 @@ pub(crate) fn check_convert(x: &[f32], out: &[u8], block: usize, block_bytes: us
 /// `$dot2([w_ptr; 2], x_ptr, nb) -> [f32; 2]` for pairs of rows (which must give each row the
 /// same bits as `$dot`). With `features = "..."`, the loop is compiled with those
 /// target features so the `#[inline(always)]` kernel is inlined with them.
-// Unused on targets without SIMD tables yet (aarch64 until NEON lands).
+// Unused on targets without SIMD tables (other architectures, big-endian AArch64).
 #[allow(unused_macros)]
 macro_rules! dot_rows_fns {
     (features = $feat:literal;

@@ -15,12 +15,10 @@
 //! `tests/kernels_llamacpp.rs` checks the reproduced types against ggml's own results.
 //!
 //! The SIMD kernels must compute exactly the same: any exact integer method, but the float
-//! operations as written here, and a kernel per `matmul::Path` (the tables' `paths`). On x86
-//! they do for every type above (`tests/kernels_simd.rs`, `EXACT_TYPES`;
-//! `tests/kernels_matmul.rs`, every path); the AVX-512 tables use the AVX2 kernels for them
-//! until 512-bit versions in this order exist, and the NEON tables use these scalar kernels
-//! (Q4_1 excepted) until NEON versions do. Hence SmolLM2 and Gemma 3 equal llama.cpp bit for
-//! bit on every ISA.
+//! operations as written here, and a kernel per `matmul::Path` (the tables' `paths`). They do
+//! on every ISA (AVX2, AVX-512, NEON, dotprod) for every type above: `tests/kernels_simd.rs`
+//! (`EXACT_TYPES`), `tests/kernels_matmul.rs` (every path), `tests/kernels_llamacpp.rs`
+//! (ggml's own results). Hence SmolLM2 and Gemma 3 equal llama.cpp bit for bit on every ISA.
 //!
 //! All kernels read blocks from byte slices at any alignment (`pod_read_unaligned`), so a row
 //! from a file whose tensors are not aligned still works. A row is `nb` whole blocks; the row
