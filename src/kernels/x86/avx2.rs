@@ -79,12 +79,12 @@ mod rows {
     }
     group_rows_fns! {
         features = "avx2,fma,f16c";
-        q4_0: dot_q4_0_rows, 18, 34, group = 4;
-        q4_1: dot_q4_1_rows, 20, 36, group = 4;
-        q5_0: dot_q5_0_rows, 22, 34, group = 4;
-        q5_1: dot_q5_1_rows, 24, 36, group = 4;
-        q8_0: dot_q8_0_rows, 34, 34, group = 4;
-        iq4_nl_tinyblas: dot_iq4_nl_rows, 18, 34, group = 4;
+        q4_0: dot_q4_0_rows, 18, 34, group = 4, tiles = TileQ4_0;
+        q4_1: dot_q4_1_rows, 20, 36, group = 4, tiles = TileQ4_1;
+        q5_0: dot_q5_0_rows, 22, 34, group = 4, tiles = TileQ5_0;
+        q5_1: dot_q5_1_rows, 24, 36, group = 4, tiles = TileQ5_1;
+        q8_0: dot_q8_0_rows, 34, 34, group = 4, tiles = TileQ8_0;
+        iq4_nl_tinyblas: dot_iq4_nl_rows, 18, 34, group = 4, tiles = TileIq4Nl;
     }
 }
 
@@ -790,6 +790,359 @@ unsafe fn dot_iq4_nl_vec(w: *const u8, x: *const u8, nb: usize) -> f32 {
         } else {
             sumf
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches of the 32-element formats: rows × tokens tiles.
+// ---------------------------------------------------------------------------------------------
+
+/// A 32-element weight format for [`legacy_tile`]: how a weight block and an activation block
+/// are prepared (a weight block once per tile for all its tokens, an activation block once
+/// for all its rows) and how a prepared pair gives the block's eight exact i32 lane sums
+/// (lane `j`: the products of elements `4j..4j+4`, as `scalar::lanes8_fma` groups them).
+/// Weight blocks have `d_w` at byte 0 (and, with Q8_1 activations, `m_w` at byte 2).
+trait Legacy {
+    /// Bytes per weight block.
+    const WS: usize;
+    /// Bytes per activation block: 34 (Q8_0: `d` at 0, `qs` at 2) or 36 (Q8_1: `d` at 0,
+    /// `s` at 2, `qs` at 4; the format then has the `m_w s_x` term).
+    const XS: usize;
+    /// The prepared weight block.
+    ///
+    /// # Safety
+    /// `wb` readable for one weight block; AVX2 available.
+    unsafe fn w(wb: *const u8) -> [__m256i; 2];
+    /// The prepared activation block.
+    ///
+    /// # Safety
+    /// `xb` readable for one activation block; AVX2 available.
+    unsafe fn y(xb: *const u8) -> [__m256i; 2];
+    /// The eight lane sums of a prepared pair.
+    ///
+    /// # Safety
+    /// AVX2 available.
+    unsafe fn lanes(w: [__m256i; 2], y: [__m256i; 2]) -> __m256i;
+}
+
+/// Q4_0: `Σ nibble·y − 8 Σ y` in i16 pairs (at most `2·15·127`, `2·8·127`), then i32 lanes.
+struct TileQ4_0;
+impl Legacy for TileQ4_0 {
+    const WS: usize = 18;
+    const XS: usize = 34;
+    #[inline(always)]
+    unsafe fn w(wb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe { [nibbles32(wb.add(2)), _mm256_setzero_si256()] }
+    }
+    #[inline(always)]
+    unsafe fn y(xb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe {
+            let y = load32(xb.add(2));
+            [y, _mm256_maddubs_epi16(_mm256_set1_epi8(8), y)]
+        }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: [__m256i; 2], y: [__m256i; 2]) -> __m256i {
+        // SAFETY: register-only intrinsics.
+        unsafe {
+            let p = _mm256_sub_epi16(_mm256_maddubs_epi16(w[0], y[0]), y[1]);
+            _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+        }
+    }
+}
+
+/// Q5_0: `q = nibble | fifth bit << 4` (0..=31), `Σ q·y − 16 Σ y` in i16 pairs (at most
+/// `2·31·127`; the difference at most `2·16·127`), then i32 lanes.
+struct TileQ5_0;
+impl Legacy for TileQ5_0 {
+    const WS: usize = 22;
+    const XS: usize = 34;
+    #[inline(always)]
+    unsafe fn w(wb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe {
+            let hb = _mm256_and_si256(bits_to_bytes(wb.add(2)), _mm256_set1_epi8(16));
+            [
+                _mm256_or_si256(nibbles32(wb.add(6)), hb),
+                _mm256_setzero_si256(),
+            ]
+        }
+    }
+    #[inline(always)]
+    unsafe fn y(xb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe {
+            let y = load32(xb.add(2));
+            [y, _mm256_maddubs_epi16(_mm256_set1_epi8(16), y)]
+        }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: [__m256i; 2], y: [__m256i; 2]) -> __m256i {
+        // SAFETY: caller's contract.
+        unsafe { TileQ4_0::lanes(w, y) }
+    }
+}
+
+/// Q8_0: signed × signed with the sign trick, `|w|` prepared once.
+struct TileQ8_0;
+impl Legacy for TileQ8_0 {
+    const WS: usize = 34;
+    const XS: usize = 34;
+    #[inline(always)]
+    unsafe fn w(wb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe {
+            let q = load32(wb.add(2));
+            [_mm256_sign_epi8(q, q), q]
+        }
+    }
+    #[inline(always)]
+    unsafe fn y(xb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe { [load32(xb.add(2)), _mm256_setzero_si256()] }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: [__m256i; 2], y: [__m256i; 2]) -> __m256i {
+        // SAFETY: register-only intrinsics.
+        unsafe {
+            let p = _mm256_maddubs_epi16(w[0], _mm256_sign_epi8(y[0], w[1]));
+            _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+        }
+    }
+}
+
+/// IQ4_NL (tinyBLAS's order): grid values, then as Q8_0.
+struct TileIq4Nl;
+impl Legacy for TileIq4Nl {
+    const WS: usize = 18;
+    const XS: usize = 34;
+    #[inline(always)]
+    unsafe fn w(wb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe {
+            let q = _mm256_shuffle_epi8(iq4nl_table(), nibbles32(wb.add(2)));
+            [_mm256_sign_epi8(q, q), q]
+        }
+    }
+    #[inline(always)]
+    unsafe fn y(xb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe { TileQ8_0::y(xb) }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: [__m256i; 2], y: [__m256i; 2]) -> __m256i {
+        // SAFETY: caller's contract.
+        unsafe { TileQ8_0::lanes(w, y) }
+    }
+}
+
+/// Q4_1 (× Q8_1): `Σ nibble·y` (pairs at most `2·15·127`).
+struct TileQ4_1;
+impl Legacy for TileQ4_1 {
+    const WS: usize = 20;
+    const XS: usize = 36;
+    #[inline(always)]
+    unsafe fn w(wb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe { [nibbles32(wb.add(4)), _mm256_setzero_si256()] }
+    }
+    #[inline(always)]
+    unsafe fn y(xb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe { [load32(xb.add(4)), _mm256_setzero_si256()] }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: [__m256i; 2], y: [__m256i; 2]) -> __m256i {
+        // SAFETY: register-only intrinsics.
+        unsafe { dot_u8i8(w[0], y[0]) }
+    }
+}
+
+/// Q5_1 (× Q8_1): `q = nibble | fifth bit << 4`, `Σ q·y` (pairs at most `2·31·127`).
+struct TileQ5_1;
+impl Legacy for TileQ5_1 {
+    const WS: usize = 24;
+    const XS: usize = 36;
+    #[inline(always)]
+    unsafe fn w(wb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe {
+            let hb = _mm256_and_si256(bits_to_bytes(wb.add(4)), _mm256_set1_epi8(16));
+            [
+                _mm256_or_si256(nibbles32(wb.add(8)), hb),
+                _mm256_setzero_si256(),
+            ]
+        }
+    }
+    #[inline(always)]
+    unsafe fn y(xb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe { TileQ4_1::y(xb) }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: [__m256i; 2], y: [__m256i; 2]) -> __m256i {
+        // SAFETY: caller's contract.
+        unsafe { TileQ4_1::lanes(w, y) }
+    }
+}
+
+/// `R` weight rows (at `w + r wrb`) × `T` activation rows (at `x + t xrb`), `nb` blocks
+/// each, into `out[r os + t]`, every element exactly as the reference defines it: per block
+/// `acc = fma(lanes, d_w·d_x, acc)` on eight lanes (and, with Q8_1 activations,
+/// `summs = fma(m_w, s_x, summs)`), then `hsum8(acc)` (`+ summs`). A weight block is
+/// prepared once for the `T` tokens and an activation block once for the `R` rows; the
+/// `d_w·d_x` products of a chunk of [`CHUNK`] blocks are formed eight blocks at a time up
+/// front, so the block loop broadcasts them from memory.
+///
+/// # Safety
+/// The rows hold `nb` blocks of `F`'s formats; `out` writable at those `R × T` places; AVX2,
+/// FMA, F16C available.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn legacy_tile<F: Legacy, const R: usize, const T: usize>(
+    w: *const u8,
+    wrb: usize,
+    x: *const u8,
+    xrb: usize,
+    nb: usize,
+    out: *mut f32,
+    os: usize,
+) {
+    let mins = F::XS == 36;
+    // SAFETY: block `i` of weight row `r` is `F::WS` bytes at `w + r wrb + F::WS i`, of
+    // activation row `t` `F::XS` bytes at `x + t xrb + F::XS i`; all loads stay inside them.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); T]; R];
+        let mut summs = [[0.0f32; T]; R];
+        // d_w d_x per row, token and block of the chunk; m_w per row, s_x per token.
+        let mut ds = [[[0.0f32; CHUNK]; T]; R];
+        let mut ms = [[0.0f32; CHUNK]; R];
+        let mut ss = [[0.0f32; CHUNK]; T];
+        let mut i0 = 0;
+        while i0 < nb {
+            let cn = CHUNK.min(nb - i0);
+            let mut k = 0;
+            while k + 8 <= cn {
+                let mut dx = [_mm256_setzero_ps(); T];
+                unroll_rows!(T, |t| {
+                    let xk = x.add(t * xrb + F::XS * (i0 + k));
+                    dx[t] = f16x8(xk, F::XS);
+                    if mins {
+                        _mm256_storeu_ps(ss[t].as_mut_ptr().add(k), f16x8(xk.add(2), F::XS));
+                    }
+                });
+                unroll_rows!(R, |r| {
+                    let wk = w.add(r * wrb + F::WS * (i0 + k));
+                    let dw = f16x8(wk, F::WS);
+                    if mins {
+                        _mm256_storeu_ps(ms[r].as_mut_ptr().add(k), f16x8(wk.add(2), F::WS));
+                    }
+                    unroll_rows!(T, |t| {
+                        _mm256_storeu_ps(ds[r][t].as_mut_ptr().add(k), _mm256_mul_ps(dw, dx[t]));
+                    });
+                });
+                k += 8;
+            }
+            while k < cn {
+                for t in 0..T {
+                    let xk = x.add(t * xrb + F::XS * (i0 + k));
+                    if mins {
+                        ss[t][k] = f16_at(xk.add(2));
+                    }
+                    for r in 0..R {
+                        let wk = w.add(r * wrb + F::WS * (i0 + k));
+                        ds[r][t][k] = f16_at(wk) * f16_at(xk);
+                        if mins {
+                            ms[r][k] = f16_at(wk.add(2));
+                        }
+                    }
+                }
+                k += 1;
+            }
+            for kk in 0..cn {
+                let i = i0 + kk;
+                let mut wq = [[_mm256_setzero_si256(); 2]; R];
+                unroll_rows!(R, |r| {
+                    wq[r] = F::w(w.add(r * wrb + F::WS * i));
+                });
+                unroll_rows!(T, |t| {
+                    let y = F::y(x.add(t * xrb + F::XS * i));
+                    unroll_rows!(R, |r| {
+                        let s = F::lanes(wq[r], y);
+                        let d = _mm256_broadcast_ss(&ds[r][t][kk]);
+                        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc[r][t]);
+                        if mins {
+                            summs[r][t] = ms[r][kk].mul_add(ss[t][kk], summs[r][t]);
+                        }
+                    });
+                });
+            }
+            i0 += cn;
+        }
+        unroll_rows!(R, |r| {
+            unroll_rows!(T, |t| {
+                let mut v = hsum_ps(acc[r][t]);
+                if mins {
+                    v += summs[r][t];
+                }
+                *out.add(r * os + t) = v;
+            });
+        });
+    }
+}
+
+/// Rows per tile of [`legacy_tiles`].
+const TILE_R: usize = 2;
+/// Tokens per tile of [`legacy_tiles`].
+const TILE_T: usize = 4;
+
+/// The batch driver of the 32-element formats (a [`DotRowsFn`](super::super::DotRowsFn)'s
+/// work for two or more activation rows): tiles of [`TILE_R`] rows × [`TILE_T`] tokens
+/// ([`legacy_tile`]), tokens outermost so that a tile's activations stay in L1 while the rows
+/// go by; smaller tiles at the edges.
+///
+/// # Safety
+/// `w` holds `rows` rows of `wrb` bytes, `x` `n_x` rows of `xrb` bytes, each `nb` blocks of
+/// `F`'s formats; `out` holds `(rows − 1) os + n_x` floats (as `check_rows` ensures); AVX2,
+/// FMA, F16C available.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn legacy_tiles<F: Legacy>(
+    w: &[u8],
+    wrb: usize,
+    x: &[u8],
+    xrb: usize,
+    out: &mut [f32],
+    os: usize,
+    (nb, rows, n_x): (usize, usize, usize),
+) {
+    let (w, x, o) = (w.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+    let mut t0 = 0;
+    while t0 < n_x {
+        let nt = (n_x - t0).min(TILE_T);
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(TILE_R);
+            // SAFETY: rows `r0 .. r0 + nr` and tokens `t0 .. t0 + nt` are in range, so the
+            // tile's reads and writes are inside the buffers (caller's contract).
+            unsafe {
+                let (wr, xt, ot) = (w.add(r0 * wrb), x.add(t0 * xrb), o.add(r0 * os + t0));
+                match (nr, nt) {
+                    (2, 4) => legacy_tile::<F, 2, 4>(wr, wrb, xt, xrb, nb, ot, os),
+                    (2, 3) => legacy_tile::<F, 2, 3>(wr, wrb, xt, xrb, nb, ot, os),
+                    (2, 2) => legacy_tile::<F, 2, 2>(wr, wrb, xt, xrb, nb, ot, os),
+                    (2, _) => legacy_tile::<F, 2, 1>(wr, wrb, xt, xrb, nb, ot, os),
+                    (_, 4) => legacy_tile::<F, 1, 4>(wr, wrb, xt, xrb, nb, ot, os),
+                    (_, 3) => legacy_tile::<F, 1, 3>(wr, wrb, xt, xrb, nb, ot, os),
+                    (_, 2) => legacy_tile::<F, 1, 2>(wr, wrb, xt, xrb, nb, ot, os),
+                    _ => legacy_tile::<F, 1, 1>(wr, wrb, xt, xrb, nb, ot, os),
+                }
+            }
+            r0 += nr;
+        }
+        t0 += nt;
     }
 }
 

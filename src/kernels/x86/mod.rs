@@ -13,9 +13,12 @@ use super::{Isa, Kernels};
 /// same arithmetic whatever `R` is, so a row's result does not depend on the grouping (and
 /// `dot_rows`, `vec_dot` and `matmul` agree bit for bit). With `features = "..."` the loop is
 /// compiled with those target features so the `#[inline(always)]` kernels inline with them.
+/// With `tiles = F`, calls with two or more activation rows go to `legacy_tiles::<F>` (in
+/// scope where the macro is used), which computes every element with the same arithmetic.
 macro_rules! group_rows_fns {
     (features = $feat:literal;
-     $($name:ident: $dot:ident $(:: <$($gen:tt),*>)?, $wb:expr, $xb:expr, group = $g:literal;)*) => {$(
+     $($name:ident: $dot:ident $(:: <$($gen:tt),*>)?, $wb:expr, $xb:expr, group = $g:literal
+       $(, tiles = $tf:ty)?;)*) => {$(
         /// Dot kernel over rows (see `DotRowsFn`).
         ///
         /// # Safety
@@ -44,6 +47,14 @@ macro_rules! group_rows_fns {
                 os: usize,
                 (nb, rows, n_x): (usize, usize, usize),
             ) {
+                $(
+                    // Batches: rows × tokens tiles (each element the same bits as below).
+                    if n_x >= 2 {
+                        // SAFETY: the caller's contract, as below; features on.
+                        unsafe { legacy_tiles::<$tf>(w, wrb, x, xrb, out, os, (nb, rows, n_x)) };
+                        return;
+                    }
+                )?
                 let mut r0 = 0;
                 while r0 + $g <= rows {
                     for t in 0..n_x {
