@@ -1049,8 +1049,8 @@ impl Legacy for TileQ5_1 {
 /// `acc = fma(lanes, d_w·d_x, acc)` on eight lanes (and, with Q8_1 activations,
 /// `summs = fma(m_w, s_x, summs)`), then `hsum8(acc)` (`+ summs`). A weight block is
 /// prepared once for the `T` tokens and an activation block once for the `R` rows; the
-/// `d_w·d_x` products of a chunk of [`CHUNK`] blocks are formed eight blocks at a time up
-/// front, so the block loop broadcasts them from memory.
+/// `d_w·d_x` products of each group of eight blocks are formed with one multiplication per
+/// row and token up front, so the block loop broadcasts them from memory.
 ///
 /// # Safety
 /// The rows hold `nb` blocks of `F`'s formats; `out` writable at those `R × T` places; AVX2,
@@ -1072,50 +1072,49 @@ unsafe fn legacy_tile<F: Legacy, const R: usize, const T: usize>(
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); T]; R];
         let mut summs = [[0.0f32; T]; R];
-        // d_w d_x per row, token and block of the chunk; m_w per row, s_x per token.
-        let mut ds = [[[0.0f32; CHUNK]; T]; R];
-        let mut ms = [[0.0f32; CHUNK]; R];
-        let mut ss = [[0.0f32; CHUNK]; T];
+        // d_w d_x per row, token and block of a group of eight blocks; m_w per row, s_x per
+        // token (small: these arrays are set up once per tile).
+        let mut ds = [[[0.0f32; 8]; T]; R];
+        let mut ms = [[0.0f32; 8]; R];
+        let mut ss = [[0.0f32; 8]; T];
         let mut i0 = 0;
         while i0 < nb {
-            let cn = CHUNK.min(nb - i0);
-            let mut k = 0;
-            while k + 8 <= cn {
+            let cn = 8.min(nb - i0);
+            if cn == 8 {
                 let mut dx = [_mm256_setzero_ps(); T];
                 unroll_rows!(T, |t| {
-                    let xk = x.add(t * xrb + F::XS * (i0 + k));
+                    let xk = x.add(t * xrb + F::XS * i0);
                     dx[t] = f16x8(xk, F::XS);
                     if mins {
-                        _mm256_storeu_ps(ss[t].as_mut_ptr().add(k), f16x8(xk.add(2), F::XS));
+                        _mm256_storeu_ps(ss[t].as_mut_ptr(), f16x8(xk.add(2), F::XS));
                     }
                 });
                 unroll_rows!(R, |r| {
-                    let wk = w.add(r * wrb + F::WS * (i0 + k));
+                    let wk = w.add(r * wrb + F::WS * i0);
                     let dw = f16x8(wk, F::WS);
                     if mins {
-                        _mm256_storeu_ps(ms[r].as_mut_ptr().add(k), f16x8(wk.add(2), F::WS));
+                        _mm256_storeu_ps(ms[r].as_mut_ptr(), f16x8(wk.add(2), F::WS));
                     }
                     unroll_rows!(T, |t| {
-                        _mm256_storeu_ps(ds[r][t].as_mut_ptr().add(k), _mm256_mul_ps(dw, dx[t]));
+                        _mm256_storeu_ps(ds[r][t].as_mut_ptr(), _mm256_mul_ps(dw, dx[t]));
                     });
                 });
-                k += 8;
-            }
-            while k < cn {
-                for t in 0..T {
-                    let xk = x.add(t * xrb + F::XS * (i0 + k));
-                    if mins {
-                        ss[t][k] = f16_at(xk.add(2));
-                    }
-                    for r in 0..R {
-                        let wk = w.add(r * wrb + F::WS * (i0 + k));
-                        ds[r][t][k] = f16_at(wk) * f16_at(xk);
+            } else {
+                for k in 0..cn {
+                    for t in 0..T {
+                        let xk = x.add(t * xrb + F::XS * (i0 + k));
                         if mins {
-                            ms[r][k] = f16_at(wk.add(2));
+                            ss[t][k] = f16_at(xk.add(2));
+                        }
+                        for r in 0..R {
+                            let wk = w.add(r * wrb + F::WS * (i0 + k));
+                            ds[r][t][k] = f16_at(wk) * f16_at(xk);
+                            if mins {
+                                ms[r][k] = f16_at(wk.add(2));
+                            }
                         }
                     }
                 }
-                k += 1;
             }
             for kk in 0..cn {
                 let i = i0 + kk;
