@@ -1148,15 +1148,189 @@ unsafe fn legacy_tile<F: Legacy, const R: usize, const T: usize>(
     }
 }
 
+/// Tokens per pass of [`legacy_panel`] (the size of its accumulator buffer).
+const PANEL_T: usize = 64;
+
+/// The accumulators of [`legacy_panel`]: per token, the eight-lane sums and the `m_w s_x`
+/// sums of its `R` rows.
+struct PanelAcc<const R: usize> {
+    acc: [[__m256; R]; PANEL_T],
+    summs: [[f32; R]; PANEL_T],
+}
+
+/// One group of at most eight blocks of [`legacy_panel`] for tokens `t0 .. t0 + T`: the
+/// accumulators come from and go back to `pa`, the prepared weight blocks are `wq`, their
+/// `d_w` (and `m_w`) `dw`, `mw` (eight per row when `cn == 8`, else scalars in `dws`, `mws`).
+///
+/// # Safety
+/// As [`legacy_panel`]'s; `t0 + T <= PANEL_T`, tokens `t0 .. t0 + T` exist.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn legacy_panel_group<F: Legacy, const R: usize, const T: usize>(
+    x: *const u8,
+    xrb: usize,
+    i0: usize,
+    cn: usize,
+    t0: usize,
+    wq: &[[[__m256i; 2]; R]; 8],
+    dw: &[[f32; 8]; R],
+    mw: &[[f32; 8]; R],
+    pa: &mut PanelAcc<R>,
+) {
+    let mins = F::XS == 36;
+    // SAFETY: activation block `i0 + k` (`k < cn`) of tokens `t0 .. t0 + T` is inside `x`
+    // (caller's contract); the rest is stack memory.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); T]; R];
+        let mut summs = [[0.0f32; T]; R];
+        unroll_rows!(R, |r| {
+            unroll_rows!(T, |t| {
+                acc[r][t] = pa.acc[t0 + t][r];
+                summs[r][t] = pa.summs[t0 + t][r];
+            });
+        });
+        let mut ds = [[[0.0f32; 8]; T]; R];
+        let mut ss = [[0.0f32; 8]; T];
+        if cn == 8 {
+            unroll_rows!(T, |t| {
+                let xk = x.add((t0 + t) * xrb + F::XS * i0);
+                let dx = f16x8(xk, F::XS);
+                if mins {
+                    _mm256_storeu_ps(ss[t].as_mut_ptr(), f16x8(xk.add(2), F::XS));
+                }
+                unroll_rows!(R, |r| {
+                    let d = _mm256_mul_ps(_mm256_loadu_ps(dw[r].as_ptr()), dx);
+                    _mm256_storeu_ps(ds[r][t].as_mut_ptr(), d);
+                });
+            });
+        } else {
+            for k in 0..cn {
+                for t in 0..T {
+                    let xk = x.add((t0 + t) * xrb + F::XS * (i0 + k));
+                    if mins {
+                        ss[t][k] = f16_at(xk.add(2));
+                    }
+                    let dx = f16_at(xk);
+                    for r in 0..R {
+                        ds[r][t][k] = dw[r][k] * dx;
+                    }
+                }
+            }
+        }
+        for kk in 0..cn {
+            let i = i0 + kk;
+            unroll_rows!(T, |t| {
+                let y = F::y(x.add((t0 + t) * xrb + F::XS * i));
+                unroll_rows!(R, |r| {
+                    let s = F::lanes(wq[kk][r], y);
+                    let d = _mm256_broadcast_ss(&ds[r][t][kk]);
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc[r][t]);
+                    if mins {
+                        summs[r][t] = mw[r][kk].mul_add(ss[t][kk], summs[r][t]);
+                    }
+                });
+            });
+        }
+        unroll_rows!(R, |r| {
+            unroll_rows!(T, |t| {
+                pa.acc[t0 + t][r] = acc[r][t];
+                pa.summs[t0 + t][r] = summs[r][t];
+            });
+        });
+    }
+}
+
+/// `R` weight rows (at `w + r wrb`) × `n_x ≤ PANEL_T` activation rows (at `x + t xrb`), `nb`
+/// blocks each, into `out[r os + t]`, every element exactly as the reference defines it (see
+/// [`legacy_tile`]). The blocks go in groups of eight: each weight block is prepared once for
+/// all the tokens, then the tokens go by four at a time with their accumulators loaded from
+/// and stored back to a stack buffer.
+///
+/// # Safety
+/// As [`legacy_tile`]'s, with `n_x` tokens.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn legacy_panel<F: Legacy, const R: usize>(
+    w: *const u8,
+    wrb: usize,
+    x: *const u8,
+    xrb: usize,
+    nb: usize,
+    n_x: usize,
+    out: *mut f32,
+    os: usize,
+) {
+    let mins = F::XS == 36;
+    // SAFETY: weight block `i` of row `r` is `F::WS` bytes at `w + r wrb + F::WS i`; the
+    // groups read tokens `< n_x`; the outputs are inside `out` (caller's contract).
+    unsafe {
+        let mut pa = PanelAcc::<R> {
+            acc: [[_mm256_setzero_ps(); R]; PANEL_T],
+            summs: [[0.0f32; R]; PANEL_T],
+        };
+        let mut wq = [[[_mm256_setzero_si256(); 2]; R]; 8];
+        let mut dw = [[0.0f32; 8]; R];
+        let mut mw = [[0.0f32; 8]; R];
+        let mut i0 = 0;
+        while i0 < nb {
+            let cn = 8.min(nb - i0);
+            for (k, wqk) in wq.iter_mut().enumerate().take(cn) {
+                unroll_rows!(R, |r| {
+                    wqk[r] = F::w(w.add(r * wrb + F::WS * (i0 + k)));
+                });
+            }
+            unroll_rows!(R, |r| {
+                let wk = w.add(r * wrb + F::WS * i0);
+                if cn == 8 {
+                    _mm256_storeu_ps(dw[r].as_mut_ptr(), f16x8(wk, F::WS));
+                    if mins {
+                        _mm256_storeu_ps(mw[r].as_mut_ptr(), f16x8(wk.add(2), F::WS));
+                    }
+                } else {
+                    for k in 0..cn {
+                        dw[r][k] = f16_at(wk.add(F::WS * k));
+                        if mins {
+                            mw[r][k] = f16_at(wk.add(F::WS * k + 2));
+                        }
+                    }
+                }
+            });
+            let mut t0 = 0;
+            while t0 < n_x {
+                let nt = (n_x - t0).min(4);
+                match nt {
+                    4 => legacy_panel_group::<F, R, 4>(x, xrb, i0, cn, t0, &wq, &dw, &mw, &mut pa),
+                    3 => legacy_panel_group::<F, R, 3>(x, xrb, i0, cn, t0, &wq, &dw, &mw, &mut pa),
+                    2 => legacy_panel_group::<F, R, 2>(x, xrb, i0, cn, t0, &wq, &dw, &mw, &mut pa),
+                    _ => legacy_panel_group::<F, R, 1>(x, xrb, i0, cn, t0, &wq, &dw, &mw, &mut pa),
+                }
+                t0 += nt;
+            }
+            i0 += cn;
+        }
+        for t in 0..n_x {
+            unroll_rows!(R, |r| {
+                let mut v = hsum_ps(pa.acc[t][r]);
+                if mins {
+                    v += pa.summs[t][r];
+                }
+                *out.add(r * os + t) = v;
+            });
+        }
+    }
+}
+
 /// Rows per tile of [`legacy_tiles`].
 const TILE_R: usize = 2;
 /// Tokens per tile of [`legacy_tiles`].
 const TILE_T: usize = 4;
 
 /// The batch driver of the 32-element formats (a [`DotRowsFn`](super::super::DotRowsFn)'s
-/// work for two or more activation rows): tiles of [`TILE_R`] rows × [`TILE_T`] tokens
-/// ([`legacy_tile`]), tokens outermost so that a tile's activations stay in L1 while the rows
-/// go by; smaller tiles at the edges.
+/// work for two or more activation rows). With Q8_0 activations: panels of two rows × up to
+/// [`PANEL_T`] tokens ([`legacy_panel`], each weight block prepared once for all the tokens).
+/// With Q8_1 activations: tiles of [`TILE_R`] rows × [`TILE_T`] tokens ([`legacy_tile`]),
+/// tokens outermost so that a tile's activations stay in L1 while the rows go by. Smaller
+/// panels and tiles at the edges.
 ///
 /// # Safety
 /// `w` holds `rows` rows of `wrb` bytes, `x` `n_x` rows of `xrb` bytes, each `nb` blocks of
@@ -1174,6 +1348,31 @@ unsafe fn legacy_tiles<F: Legacy>(
     (nb, rows, n_x): (usize, usize, usize),
 ) {
     let (w, x, o) = (w.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+    // Panels for the Q8_0-activation formats (measured: 7% faster on Gemma 3's Q5_0/Q8_0
+    // matrices); tiles for Q4_1/Q5_1 (their panels measured 14% slower on SmolLM2's Q4_1:
+    // the weight preparation saved is small and the m_w s_x sums add buffer traffic).
+    if F::XS == 34 {
+        let mut t0 = 0;
+        while t0 < n_x {
+            let nt = (n_x - t0).min(PANEL_T);
+            let mut r0 = 0;
+            while r0 < rows {
+                let nr = (rows - r0).min(2);
+                // SAFETY: rows `r0 .. r0 + nr` and tokens `t0 .. t0 + nt` are in range.
+                unsafe {
+                    let (wr, xt, ot) = (w.add(r0 * wrb), x.add(t0 * xrb), o.add(r0 * os + t0));
+                    if nr == 2 {
+                        legacy_panel::<F, 2>(wr, wrb, xt, xrb, nb, nt, ot, os);
+                    } else {
+                        legacy_panel::<F, 1>(wr, wrb, xt, xrb, nb, nt, ot, os);
+                    }
+                }
+                r0 += nr;
+            }
+            t0 += nt;
+        }
+        return;
+    }
     let mut t0 = 0;
     while t0 < n_x {
         let nt = (n_x - t0).min(TILE_T);
