@@ -2122,7 +2122,7 @@ unsafe fn kq_batch<P: KqPath>(
                     }
                 }
                 for r in 0..nr {
-                    for k in 0..kc {
+                    for (k, ydk) in yd.iter().enumerate().take(kc) {
                         let i = c0 + k;
                         // SAFETY: row `r0 + r` < `rows`, block `i` < `nb`, tokens < `n_x`
                         // (caller's contract); the buffers hold `KQ_T` tokens.
@@ -2156,7 +2156,7 @@ unsafe fn kq_batch<P: KqPath>(
                                     let m = load32(mbuf.as_ptr().add(8 * v).cast());
                                     ([s, z, z, z], [m, z, z, z])
                                 };
-                                let ydv = _mm256_loadu_ps(yd[k].as_ptr().add(8 * v));
+                                let ydv = _mm256_loadu_ps(ydk.as_ptr().add(8 * v));
                                 let pa = acc[r].as_mut_ptr().add(8 * v);
                                 let pm = acc_m[r].as_mut_ptr().add(8 * v);
                                 let (mut a, mut am) = (_mm256_loadu_ps(pa), _mm256_loadu_ps(pm));
