@@ -410,8 +410,10 @@ fn run_chunk(
             // SAFETY: a `Kernels` value exists only for an ISA this CPU supports; `dot` checks
             // the lengths (`sub_rows` rows, `nt` tokens, stride `nt` in `tile`).
             unsafe { dot(wsub, wrb, xs, arb, &mut tile[..sub_rows * nt], nt) };
-            for r in 0..sub_rows {
-                for t in 0..nt {
+            // Token-major, so that the writes into `out` (`[n_tokens][rows]`) are runs of
+            // `sub_rows` consecutive floats rather than one float per row of `out`.
+            for t in 0..nt {
+                for r in 0..sub_rows {
                     store(si * SUB_ROWS + r, t0 + t, tile[r * nt + t]);
                 }
             }

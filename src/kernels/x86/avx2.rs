@@ -57,6 +57,55 @@ pub(in crate::kernels) static AVX2: Kernels = Kernels {
     },
 };
 
+/// [`DotRowsFn`](super::super::DotRowsFn)s for the K-quant path kernels: one activation row
+/// goes to the one-row kernel's row loop (`$one`), two or more to the batch kernel `$batch`
+/// (same arithmetic per element).
+macro_rules! kq_batch_fns {
+    ($($name:ident: $one:ident, $wb:expr, $batch:path;)*) => {$(
+        /// Dot kernel over rows (see `DotRowsFn`).
+        ///
+        /// # Safety
+        /// The CPU must support AVX2, FMA and F16C.
+        pub(super) unsafe fn $name(
+            w: &[u8],
+            w_row_bytes: usize,
+            x: &[u8],
+            x_row_bytes: usize,
+            out: &mut [f32],
+            out_stride: usize,
+        ) {
+            /// The batch kernel under the target features.
+            ///
+            /// # Safety
+            /// Features available; lengths as `check_rows` checked them.
+            #[target_feature(enable = "avx2,fma,f16c")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn run(
+                w: &[u8],
+                wrb: usize,
+                x: &[u8],
+                xrb: usize,
+                out: &mut [f32],
+                os: usize,
+                dims: (usize, usize, usize),
+            ) {
+                // SAFETY: caller's contract.
+                unsafe { $batch(w, wrb, x, xrb, out, os, dims) }
+            }
+            let dims = $crate::kernels::check_rows(
+                w, w_row_bytes, x, x_row_bytes, out, out_stride, $wb, 292,
+            );
+            if dims.2 >= 2 {
+                // SAFETY: lengths checked above; the caller guarantees the CPU features.
+                unsafe { run(w, w_row_bytes, x, x_row_bytes, out, out_stride, dims) }
+            } else {
+                // SAFETY: the caller guarantees the CPU features.
+                unsafe { $one(w, w_row_bytes, x, x_row_bytes, out, out_stride) }
+            }
+        }
+    )*};
+}
+
 mod rows {
     use super::*;
     dot_rows_fns! {
@@ -71,20 +120,27 @@ mod rows {
         q6_k: dot_q6_k, 210, 292;
         iq4_xs: dot_iq4_xs, 136, 292;
         iq4_nl: dot_iq4_nl_vec, 18, 34;
-        q4_k_gemv: dot_q4_k_gemv, 144, 292;
-        q4_k_gemm: dot_q4_k_gemm, 144, 292;
-        q4_k_tiled: dot_q4_k_tiled, 144, 292;
-        q5_k_tiled: dot_q5_k_tiled, 176, 292;
-        q6_k_tiled: dot_q6_k_tiled, 210, 292;
+        q4_k_gemv_one: dot_q4_k_gemv, 144, 292;
+        q4_k_gemm_one: dot_q4_k_gemm, 144, 292;
+        q4_k_tiled_one: dot_q4_k_tiled, 144, 292;
+        q5_k_tiled_one: dot_q5_k_tiled, 176, 292;
+        q6_k_tiled_one: dot_q6_k_tiled, 210, 292;
+    }
+    kq_batch_fns! {
+        q4_k_gemv: q4_k_gemv_one, 144, kq_batch::<K4Path<false, GEMV>>;
+        q4_k_gemm: q4_k_gemm_one, 144, kq_batch::<K4Path<false, GEMM>>;
+        q4_k_tiled: q4_k_tiled_one, 144, kq_batch::<K4Path<false, TILED>>;
+        q5_k_tiled: q5_k_tiled_one, 176, kq_batch::<K4Path<true, TILED>>;
+        q6_k_tiled: q6_k_tiled_one, 210, kq_batch::<Q6Tiled>;
     }
     group_rows_fns! {
         features = "avx2,fma,f16c";
-        q4_0: dot_q4_0_rows, 18, 34, group = 4;
-        q4_1: dot_q4_1_rows, 20, 36, group = 4;
-        q5_0: dot_q5_0_rows, 22, 34, group = 4;
-        q5_1: dot_q5_1_rows, 24, 36, group = 4;
-        q8_0: dot_q8_0_rows, 34, 34, group = 4;
-        iq4_nl_tinyblas: dot_iq4_nl_rows, 18, 34, group = 4;
+        q4_0: dot_q4_0_rows, 18, 34, group = 4, tiles = TileQ4_0;
+        q4_1: dot_q4_1_rows, 20, 36, group = 4, tiles = TileQ4_1;
+        q5_0: dot_q5_0_rows, 22, 34, group = 4, tiles = TileQ5_0;
+        q5_1: dot_q5_1_rows, 24, 36, group = 4, tiles = TileQ5_1;
+        q8_0: dot_q8_0_rows, 34, 34, group = 4, tiles = TileQ8_0;
+        iq4_nl_tinyblas: dot_iq4_nl_rows, 18, 34, group = 4, tiles = TileIq4Nl;
     }
 }
 
@@ -794,6 +850,557 @@ unsafe fn dot_iq4_nl_vec(w: *const u8, x: *const u8, nb: usize) -> f32 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Batches of the 32-element formats: rows × tokens tiles.
+// ---------------------------------------------------------------------------------------------
+
+/// A 32-element weight format for [`legacy_tile`]: how a weight block and an activation block
+/// are prepared (a weight block once per tile for all its tokens, an activation block once
+/// for all its rows) and how a prepared pair gives the block's eight exact i32 lane sums
+/// (lane `j`: the products of elements `4j..4j+4`, as `scalar::lanes8_fma` groups them).
+/// Weight blocks have `d_w` at byte 0 (and, with Q8_1 activations, `m_w` at byte 2).
+trait Legacy {
+    /// Bytes per weight block.
+    const WS: usize;
+    /// Bytes per activation block: 34 (Q8_0: `d` at 0, `qs` at 2) or 36 (Q8_1: `d` at 0,
+    /// `s` at 2, `qs` at 4; the format then has the `m_w s_x` term).
+    const XS: usize;
+    /// The prepared weight block.
+    ///
+    /// # Safety
+    /// `wb` readable for one weight block; AVX2 available.
+    unsafe fn w(wb: *const u8) -> [__m256i; 2];
+    /// The prepared activation block.
+    ///
+    /// # Safety
+    /// `xb` readable for one activation block; AVX2 available.
+    unsafe fn y(xb: *const u8) -> [__m256i; 2];
+    /// The eight lane sums of a prepared pair.
+    ///
+    /// # Safety
+    /// AVX2 available.
+    unsafe fn lanes(w: [__m256i; 2], y: [__m256i; 2]) -> __m256i;
+}
+
+/// Q4_0: `Σ nibble·y − 8 Σ y` in i16 pairs (at most `2·15·127`, `2·8·127`), then i32 lanes.
+struct TileQ4_0;
+impl Legacy for TileQ4_0 {
+    const WS: usize = 18;
+    const XS: usize = 34;
+    #[inline(always)]
+    unsafe fn w(wb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe { [nibbles32(wb.add(2)), _mm256_setzero_si256()] }
+    }
+    #[inline(always)]
+    unsafe fn y(xb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe {
+            let y = load32(xb.add(2));
+            [y, _mm256_maddubs_epi16(_mm256_set1_epi8(8), y)]
+        }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: [__m256i; 2], y: [__m256i; 2]) -> __m256i {
+        // SAFETY: register-only intrinsics.
+        unsafe {
+            let p = _mm256_sub_epi16(_mm256_maddubs_epi16(w[0], y[0]), y[1]);
+            _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+        }
+    }
+}
+
+/// Q5_0: `q = nibble | fifth bit << 4` (0..=31), `Σ q·y − 16 Σ y` in i16 pairs (at most
+/// `2·31·127`; the difference at most `2·16·127`), then i32 lanes.
+struct TileQ5_0;
+impl Legacy for TileQ5_0 {
+    const WS: usize = 22;
+    const XS: usize = 34;
+    #[inline(always)]
+    unsafe fn w(wb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe {
+            let hb = _mm256_and_si256(bits_to_bytes(wb.add(2)), _mm256_set1_epi8(16));
+            [
+                _mm256_or_si256(nibbles32(wb.add(6)), hb),
+                _mm256_setzero_si256(),
+            ]
+        }
+    }
+    #[inline(always)]
+    unsafe fn y(xb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe {
+            let y = load32(xb.add(2));
+            [y, _mm256_maddubs_epi16(_mm256_set1_epi8(16), y)]
+        }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: [__m256i; 2], y: [__m256i; 2]) -> __m256i {
+        // SAFETY: caller's contract.
+        unsafe { TileQ4_0::lanes(w, y) }
+    }
+}
+
+/// Q8_0: signed × signed with the sign trick, `|w|` prepared once.
+struct TileQ8_0;
+impl Legacy for TileQ8_0 {
+    const WS: usize = 34;
+    const XS: usize = 34;
+    #[inline(always)]
+    unsafe fn w(wb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe {
+            let q = load32(wb.add(2));
+            [_mm256_sign_epi8(q, q), q]
+        }
+    }
+    #[inline(always)]
+    unsafe fn y(xb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe { [load32(xb.add(2)), _mm256_setzero_si256()] }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: [__m256i; 2], y: [__m256i; 2]) -> __m256i {
+        // SAFETY: register-only intrinsics.
+        unsafe {
+            let p = _mm256_maddubs_epi16(w[0], _mm256_sign_epi8(y[0], w[1]));
+            _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+        }
+    }
+}
+
+/// IQ4_NL (tinyBLAS's order): grid values, then as Q8_0.
+struct TileIq4Nl;
+impl Legacy for TileIq4Nl {
+    const WS: usize = 18;
+    const XS: usize = 34;
+    #[inline(always)]
+    unsafe fn w(wb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe {
+            let q = _mm256_shuffle_epi8(iq4nl_table(), nibbles32(wb.add(2)));
+            [_mm256_sign_epi8(q, q), q]
+        }
+    }
+    #[inline(always)]
+    unsafe fn y(xb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe { TileQ8_0::y(xb) }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: [__m256i; 2], y: [__m256i; 2]) -> __m256i {
+        // SAFETY: caller's contract.
+        unsafe { TileQ8_0::lanes(w, y) }
+    }
+}
+
+/// Q4_1 (× Q8_1): `Σ nibble·y` (pairs at most `2·15·127`).
+struct TileQ4_1;
+impl Legacy for TileQ4_1 {
+    const WS: usize = 20;
+    const XS: usize = 36;
+    #[inline(always)]
+    unsafe fn w(wb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe { [nibbles32(wb.add(4)), _mm256_setzero_si256()] }
+    }
+    #[inline(always)]
+    unsafe fn y(xb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe { [load32(xb.add(4)), _mm256_setzero_si256()] }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: [__m256i; 2], y: [__m256i; 2]) -> __m256i {
+        // SAFETY: register-only intrinsics.
+        unsafe { dot_u8i8(w[0], y[0]) }
+    }
+}
+
+/// Q5_1 (× Q8_1): `q = nibble | fifth bit << 4`, `Σ q·y` (pairs at most `2·31·127`).
+struct TileQ5_1;
+impl Legacy for TileQ5_1 {
+    const WS: usize = 24;
+    const XS: usize = 36;
+    #[inline(always)]
+    unsafe fn w(wb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe {
+            let hb = _mm256_and_si256(bits_to_bytes(wb.add(4)), _mm256_set1_epi8(16));
+            [
+                _mm256_or_si256(nibbles32(wb.add(8)), hb),
+                _mm256_setzero_si256(),
+            ]
+        }
+    }
+    #[inline(always)]
+    unsafe fn y(xb: *const u8) -> [__m256i; 2] {
+        // SAFETY: caller's contract.
+        unsafe { TileQ4_1::y(xb) }
+    }
+    #[inline(always)]
+    unsafe fn lanes(w: [__m256i; 2], y: [__m256i; 2]) -> __m256i {
+        // SAFETY: caller's contract.
+        unsafe { TileQ4_1::lanes(w, y) }
+    }
+}
+
+/// `R` weight rows (at `w + r wrb`) × `T` activation rows (at `x + t xrb`), `nb` blocks
+/// each, into `out[r os + t]`, every element exactly as the reference defines it: per block
+/// `acc = fma(lanes, d_w·d_x, acc)` on eight lanes (and, with Q8_1 activations,
+/// `summs = fma(m_w, s_x, summs)`), then `hsum8(acc)` (`+ summs`). A weight block is
+/// prepared once for the `T` tokens and an activation block once for the `R` rows; the
+/// `d_w·d_x` products of each group of eight blocks are formed with one multiplication per
+/// row and token up front, so the block loop broadcasts them from memory.
+///
+/// # Safety
+/// The rows hold `nb` blocks of `F`'s formats; `out` writable at those `R × T` places; AVX2,
+/// FMA, F16C available.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn legacy_tile<F: Legacy, const R: usize, const T: usize>(
+    w: *const u8,
+    wrb: usize,
+    x: *const u8,
+    xrb: usize,
+    nb: usize,
+    out: *mut f32,
+    os: usize,
+) {
+    let mins = F::XS == 36;
+    // SAFETY: block `i` of weight row `r` is `F::WS` bytes at `w + r wrb + F::WS i`, of
+    // activation row `t` `F::XS` bytes at `x + t xrb + F::XS i`; all loads stay inside them.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); T]; R];
+        let mut summs = [[0.0f32; T]; R];
+        // d_w d_x per row, token and block of a group of eight blocks; m_w per row, s_x per
+        // token (small: these arrays are set up once per tile).
+        let mut ds = [[[0.0f32; 8]; T]; R];
+        let mut ms = [[0.0f32; 8]; R];
+        let mut ss = [[0.0f32; 8]; T];
+        let mut i0 = 0;
+        while i0 < nb {
+            let cn = 8.min(nb - i0);
+            if cn == 8 {
+                let mut dx = [_mm256_setzero_ps(); T];
+                unroll_rows!(T, |t| {
+                    let xk = x.add(t * xrb + F::XS * i0);
+                    dx[t] = f16x8(xk, F::XS);
+                    if mins {
+                        _mm256_storeu_ps(ss[t].as_mut_ptr(), f16x8(xk.add(2), F::XS));
+                    }
+                });
+                unroll_rows!(R, |r| {
+                    let wk = w.add(r * wrb + F::WS * i0);
+                    let dw = f16x8(wk, F::WS);
+                    if mins {
+                        _mm256_storeu_ps(ms[r].as_mut_ptr(), f16x8(wk.add(2), F::WS));
+                    }
+                    unroll_rows!(T, |t| {
+                        _mm256_storeu_ps(ds[r][t].as_mut_ptr(), _mm256_mul_ps(dw, dx[t]));
+                    });
+                });
+            } else {
+                for k in 0..cn {
+                    for t in 0..T {
+                        let xk = x.add(t * xrb + F::XS * (i0 + k));
+                        if mins {
+                            ss[t][k] = f16_at(xk.add(2));
+                        }
+                        for r in 0..R {
+                            let wk = w.add(r * wrb + F::WS * (i0 + k));
+                            ds[r][t][k] = f16_at(wk) * f16_at(xk);
+                            if mins {
+                                ms[r][k] = f16_at(wk.add(2));
+                            }
+                        }
+                    }
+                }
+            }
+            for kk in 0..cn {
+                let i = i0 + kk;
+                let mut wq = [[_mm256_setzero_si256(); 2]; R];
+                unroll_rows!(R, |r| {
+                    wq[r] = F::w(w.add(r * wrb + F::WS * i));
+                });
+                unroll_rows!(T, |t| {
+                    let y = F::y(x.add(t * xrb + F::XS * i));
+                    unroll_rows!(R, |r| {
+                        let s = F::lanes(wq[r], y);
+                        let d = _mm256_broadcast_ss(&ds[r][t][kk]);
+                        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc[r][t]);
+                        if mins {
+                            summs[r][t] = ms[r][kk].mul_add(ss[t][kk], summs[r][t]);
+                        }
+                    });
+                });
+            }
+            i0 += cn;
+        }
+        unroll_rows!(R, |r| {
+            unroll_rows!(T, |t| {
+                let mut v = hsum_ps(acc[r][t]);
+                if mins {
+                    v += summs[r][t];
+                }
+                *out.add(r * os + t) = v;
+            });
+        });
+    }
+}
+
+/// Tokens per pass of [`legacy_panel`] (the size of its accumulator buffer).
+const PANEL_T: usize = 64;
+
+/// The accumulators of [`legacy_panel`]: per token, the eight-lane sums and the `m_w s_x`
+/// sums of its `R` rows.
+struct PanelAcc<const R: usize> {
+    acc: [[__m256; R]; PANEL_T],
+    summs: [[f32; R]; PANEL_T],
+}
+
+/// One group of at most eight blocks of [`legacy_panel`] for tokens `t0 .. t0 + T`: the
+/// accumulators come from and go back to `pa`, the prepared weight blocks are `wq`, their
+/// `d_w` (and `m_w`) `dw`, `mw` (eight per row when `cn == 8`, else scalars in `dws`, `mws`).
+///
+/// # Safety
+/// As [`legacy_panel`]'s; `t0 + T <= PANEL_T`, tokens `t0 .. t0 + T` exist.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn legacy_panel_group<F: Legacy, const R: usize, const T: usize>(
+    x: *const u8,
+    xrb: usize,
+    i0: usize,
+    cn: usize,
+    t0: usize,
+    wq: &[[[__m256i; 2]; R]; 8],
+    dw: &[[f32; 8]; R],
+    mw: &[[f32; 8]; R],
+    pa: &mut PanelAcc<R>,
+) {
+    let mins = F::XS == 36;
+    // SAFETY: activation block `i0 + k` (`k < cn`) of tokens `t0 .. t0 + T` is inside `x`
+    // (caller's contract); the rest is stack memory.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); T]; R];
+        let mut summs = [[0.0f32; T]; R];
+        unroll_rows!(R, |r| {
+            unroll_rows!(T, |t| {
+                acc[r][t] = pa.acc[t0 + t][r];
+                summs[r][t] = pa.summs[t0 + t][r];
+            });
+        });
+        let mut ds = [[[0.0f32; 8]; T]; R];
+        let mut ss = [[0.0f32; 8]; T];
+        if cn == 8 {
+            unroll_rows!(T, |t| {
+                let xk = x.add((t0 + t) * xrb + F::XS * i0);
+                let dx = f16x8(xk, F::XS);
+                if mins {
+                    _mm256_storeu_ps(ss[t].as_mut_ptr(), f16x8(xk.add(2), F::XS));
+                }
+                unroll_rows!(R, |r| {
+                    let d = _mm256_mul_ps(_mm256_loadu_ps(dw[r].as_ptr()), dx);
+                    _mm256_storeu_ps(ds[r][t].as_mut_ptr(), d);
+                });
+            });
+        } else {
+            for k in 0..cn {
+                for t in 0..T {
+                    let xk = x.add((t0 + t) * xrb + F::XS * (i0 + k));
+                    if mins {
+                        ss[t][k] = f16_at(xk.add(2));
+                    }
+                    let dx = f16_at(xk);
+                    for r in 0..R {
+                        ds[r][t][k] = dw[r][k] * dx;
+                    }
+                }
+            }
+        }
+        for kk in 0..cn {
+            let i = i0 + kk;
+            unroll_rows!(T, |t| {
+                let y = F::y(x.add((t0 + t) * xrb + F::XS * i));
+                unroll_rows!(R, |r| {
+                    let s = F::lanes(wq[kk][r], y);
+                    let d = _mm256_broadcast_ss(&ds[r][t][kk]);
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc[r][t]);
+                    if mins {
+                        summs[r][t] = mw[r][kk].mul_add(ss[t][kk], summs[r][t]);
+                    }
+                });
+            });
+        }
+        unroll_rows!(R, |r| {
+            unroll_rows!(T, |t| {
+                pa.acc[t0 + t][r] = acc[r][t];
+                pa.summs[t0 + t][r] = summs[r][t];
+            });
+        });
+    }
+}
+
+/// `R` weight rows (at `w + r wrb`) × `n_x ≤ PANEL_T` activation rows (at `x + t xrb`), `nb`
+/// blocks each, into `out[r os + t]`, every element exactly as the reference defines it (see
+/// [`legacy_tile`]). The blocks go in groups of eight: each weight block is prepared once for
+/// all the tokens, then the tokens go by four at a time with their accumulators loaded from
+/// and stored back to a stack buffer.
+///
+/// # Safety
+/// As [`legacy_tile`]'s, with `n_x` tokens.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn legacy_panel<F: Legacy, const R: usize>(
+    w: *const u8,
+    wrb: usize,
+    x: *const u8,
+    xrb: usize,
+    nb: usize,
+    n_x: usize,
+    out: *mut f32,
+    os: usize,
+) {
+    let mins = F::XS == 36;
+    // SAFETY: weight block `i` of row `r` is `F::WS` bytes at `w + r wrb + F::WS i`; the
+    // groups read tokens `< n_x`; the outputs are inside `out` (caller's contract).
+    unsafe {
+        let mut pa = PanelAcc::<R> {
+            acc: [[_mm256_setzero_ps(); R]; PANEL_T],
+            summs: [[0.0f32; R]; PANEL_T],
+        };
+        let mut wq = [[[_mm256_setzero_si256(); 2]; R]; 8];
+        let mut dw = [[0.0f32; 8]; R];
+        let mut mw = [[0.0f32; 8]; R];
+        let mut i0 = 0;
+        while i0 < nb {
+            let cn = 8.min(nb - i0);
+            for (k, wqk) in wq.iter_mut().enumerate().take(cn) {
+                unroll_rows!(R, |r| {
+                    wqk[r] = F::w(w.add(r * wrb + F::WS * (i0 + k)));
+                });
+            }
+            unroll_rows!(R, |r| {
+                let wk = w.add(r * wrb + F::WS * i0);
+                if cn == 8 {
+                    _mm256_storeu_ps(dw[r].as_mut_ptr(), f16x8(wk, F::WS));
+                    if mins {
+                        _mm256_storeu_ps(mw[r].as_mut_ptr(), f16x8(wk.add(2), F::WS));
+                    }
+                } else {
+                    for k in 0..cn {
+                        dw[r][k] = f16_at(wk.add(F::WS * k));
+                        if mins {
+                            mw[r][k] = f16_at(wk.add(F::WS * k + 2));
+                        }
+                    }
+                }
+            });
+            let mut t0 = 0;
+            while t0 < n_x {
+                let nt = (n_x - t0).min(4);
+                match nt {
+                    4 => legacy_panel_group::<F, R, 4>(x, xrb, i0, cn, t0, &wq, &dw, &mw, &mut pa),
+                    3 => legacy_panel_group::<F, R, 3>(x, xrb, i0, cn, t0, &wq, &dw, &mw, &mut pa),
+                    2 => legacy_panel_group::<F, R, 2>(x, xrb, i0, cn, t0, &wq, &dw, &mw, &mut pa),
+                    _ => legacy_panel_group::<F, R, 1>(x, xrb, i0, cn, t0, &wq, &dw, &mw, &mut pa),
+                }
+                t0 += nt;
+            }
+            i0 += cn;
+        }
+        for t in 0..n_x {
+            unroll_rows!(R, |r| {
+                let mut v = hsum_ps(pa.acc[t][r]);
+                if mins {
+                    v += pa.summs[t][r];
+                }
+                *out.add(r * os + t) = v;
+            });
+        }
+    }
+}
+
+/// Rows per tile of [`legacy_tiles`].
+const TILE_R: usize = 2;
+/// Tokens per tile of [`legacy_tiles`].
+const TILE_T: usize = 4;
+
+/// The batch driver of the 32-element formats (a [`DotRowsFn`](super::super::DotRowsFn)'s
+/// work for two or more activation rows). With Q8_0 activations: panels of two rows × up to
+/// [`PANEL_T`] tokens ([`legacy_panel`], each weight block prepared once for all the tokens).
+/// With Q8_1 activations: tiles of [`TILE_R`] rows × [`TILE_T`] tokens ([`legacy_tile`]),
+/// tokens outermost so that a tile's activations stay in L1 while the rows go by. Smaller
+/// panels and tiles at the edges.
+///
+/// # Safety
+/// `w` holds `rows` rows of `wrb` bytes, `x` `n_x` rows of `xrb` bytes, each `nb` blocks of
+/// `F`'s formats; `out` holds `(rows − 1) os + n_x` floats (as `check_rows` ensures); AVX2,
+/// FMA, F16C available.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn legacy_tiles<F: Legacy>(
+    w: &[u8],
+    wrb: usize,
+    x: &[u8],
+    xrb: usize,
+    out: &mut [f32],
+    os: usize,
+    (nb, rows, n_x): (usize, usize, usize),
+) {
+    let (w, x, o) = (w.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+    // Panels for the Q8_0-activation formats (measured: 7% faster on Gemma 3's Q5_0/Q8_0
+    // matrices); tiles for Q4_1/Q5_1 (their panels measured 14% slower on SmolLM2's Q4_1:
+    // the weight preparation saved is small and the m_w s_x sums add buffer traffic).
+    if F::XS == 34 {
+        let mut t0 = 0;
+        while t0 < n_x {
+            let nt = (n_x - t0).min(PANEL_T);
+            let mut r0 = 0;
+            while r0 < rows {
+                let nr = (rows - r0).min(2);
+                // SAFETY: rows `r0 .. r0 + nr` and tokens `t0 .. t0 + nt` are in range.
+                unsafe {
+                    let (wr, xt, ot) = (w.add(r0 * wrb), x.add(t0 * xrb), o.add(r0 * os + t0));
+                    if nr == 2 {
+                        legacy_panel::<F, 2>(wr, wrb, xt, xrb, nb, nt, ot, os);
+                    } else {
+                        legacy_panel::<F, 1>(wr, wrb, xt, xrb, nb, nt, ot, os);
+                    }
+                }
+                r0 += nr;
+            }
+            t0 += nt;
+        }
+        return;
+    }
+    let mut t0 = 0;
+    while t0 < n_x {
+        let nt = (n_x - t0).min(TILE_T);
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(TILE_R);
+            // SAFETY: rows `r0 .. r0 + nr` and tokens `t0 .. t0 + nt` are in range, so the
+            // tile's reads and writes are inside the buffers (caller's contract).
+            unsafe {
+                let (wr, xt, ot) = (w.add(r0 * wrb), x.add(t0 * xrb), o.add(r0 * os + t0));
+                match (nr, nt) {
+                    (2, 4) => legacy_tile::<F, 2, 4>(wr, wrb, xt, xrb, nb, ot, os),
+                    (2, 3) => legacy_tile::<F, 2, 3>(wr, wrb, xt, xrb, nb, ot, os),
+                    (2, 2) => legacy_tile::<F, 2, 2>(wr, wrb, xt, xrb, nb, ot, os),
+                    (2, _) => legacy_tile::<F, 2, 1>(wr, wrb, xt, xrb, nb, ot, os),
+                    (_, 4) => legacy_tile::<F, 1, 4>(wr, wrb, xt, xrb, nb, ot, os),
+                    (_, 3) => legacy_tile::<F, 1, 3>(wr, wrb, xt, xrb, nb, ot, os),
+                    (_, 2) => legacy_tile::<F, 1, 2>(wr, wrb, xt, xrb, nb, ot, os),
+                    _ => legacy_tile::<F, 1, 1>(wr, wrb, xt, xrb, nb, ot, os),
+                }
+            }
+            r0 += nr;
+        }
+        t0 += nt;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // K-quants × Q8_K. Q8_K block (292 bytes): d f32 at 0, qs at 4, bsums (16 × i16) at 260.
 // ---------------------------------------------------------------------------------------------
 
@@ -1203,6 +1810,415 @@ unsafe fn dot_q4_k_tiled(w: *const u8, x: *const u8, nb: usize) -> f32 {
 unsafe fn dot_q5_k_tiled(w: *const u8, x: *const u8, nb: usize) -> f32 {
     // SAFETY: caller's contract.
     unsafe { dot_k4_path::<true, TILED>(w, x, nb) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches of the K-quant path kernels: a weight block is unpacked once for all the tokens of
+// the call, the tokens' integer sums go through small buffers, and the float steps run on eight
+// tokens per vector (each lane one token's scalar chain, the same operations in the same order).
+// ---------------------------------------------------------------------------------------------
+
+/// Tokens and rows per pass of [`kq_batch`] (sizes of its stack buffers).
+const KQ_T: usize = 64;
+const KQ_R: usize = 16;
+/// Blocks per chunk of [`kq_batch`] (whose activation scales are gathered once per chunk).
+const KQ_C: usize = 8;
+
+/// A K-quant path for [`kq_batch`].
+trait KqPath {
+    /// Bytes per weight block.
+    const WS: usize;
+    /// Whether the float step needs the four 64-element sub-block sums (`true`, into `s` and
+    /// `m` as four i32 each) or only the block totals (`false`, `s[0]` and `m[0]`).
+    const SUB: bool;
+    /// The unpacked weight block.
+    type W;
+    /// Unpacks a weight block.
+    ///
+    /// # Safety
+    /// `wb` readable for one block; AVX2 available.
+    unsafe fn prep(wb: *const u8) -> Self::W;
+    /// The exact integer sums of a prepared block with the Q8_K block at `xb`, stored to `s`
+    /// and `m` (four i32 each when `SUB`, else the totals at `s[0]`, `m[0]`).
+    ///
+    /// # Safety
+    /// `xb` readable for one Q8_K block; `s`, `m` writable for four i32; AVX2 available.
+    unsafe fn ints(w: &Self::W, xb: *const u8, s: *mut i32, m: *mut i32);
+    /// One block's float step for eight tokens: `acc`, `acc_m` their accumulators, `si`, `mi`
+    /// their integer sums (`[sub-block][token]` when `SUB`, else `[token]` in `si[0]`,
+    /// `mi[0]`), `yd` their activation scales, `wb` the weight block (for `d`, `dmin`).
+    ///
+    /// # Safety
+    /// `wb` readable for one block; AVX2, FMA, F16C available.
+    unsafe fn step(
+        wb: *const u8,
+        si: [__m256i; 4],
+        mi: [__m256i; 4],
+        yd: __m256,
+        acc: &mut __m256,
+        acc_m: &mut __m256,
+    );
+}
+
+/// Q4_K (`Q5 = false`) / Q5_K on path `PATH` (`GEMV`, `GEMM`, `TILED`), as [`dot_k4_path`].
+struct K4Path<const Q5: bool, const PATH: u8>;
+
+/// An unpacked Q4_K / Q5_K block: the 4- or 5-bit weights of the eight 32-element groups
+/// (`q[2j]` elements `64j..64j+32`, `q[2j+1]` the next 32), each group's scale in all sixteen
+/// i16 lanes, and the eight mins as i16.
+struct K4Block {
+    q: [__m256i; 8],
+    sc: [__m256i; 8],
+    mn: __m128i,
+}
+
+impl<const Q5: bool, const PATH: u8> KqPath for K4Path<Q5, PATH> {
+    const WS: usize = if Q5 { 176 } else { 144 };
+    const SUB: bool = PATH == GEMM;
+    type W = K4Block;
+    #[inline(always)]
+    unsafe fn prep(wb: *const u8) -> K4Block {
+        // SAFETY: every load stays inside the block (offsets as in `k4_block`).
+        unsafe {
+            let m4 = _mm256_set1_epi8(0x0F);
+            let one = _mm256_set1_epi8(1);
+            let (sc, mn) = k4_scales16(wb.add(4));
+            let qh = if Q5 {
+                load32(wb.add(16))
+            } else {
+                _mm256_setzero_si256()
+            };
+            let qs = wb.add(if Q5 { 48 } else { 16 });
+            let mut q = [_mm256_setzero_si256(); 8];
+            let mut scv = [_mm256_setzero_si256(); 8];
+            for j in 0..4 {
+                let q4 = load32(qs.add(32 * j));
+                let mut lo = _mm256_and_si256(q4, m4);
+                let mut hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+                if Q5 {
+                    let h0 = _mm256_and_si256(srl16(qh, 2 * j as i32), one);
+                    let h1 = _mm256_and_si256(srl16(qh, 2 * j as i32 + 1), one);
+                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
+                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
+                }
+                q[2 * j] = lo;
+                q[2 * j + 1] = hi;
+                scv[2 * j] = scale_pair(sc, 2 * j, 2 * j);
+                scv[2 * j + 1] = scale_pair(sc, 2 * j + 1, 2 * j + 1);
+            }
+            K4Block { q, sc: scv, mn }
+        }
+    }
+    #[inline(always)]
+    unsafe fn ints(w: &K4Block, xb: *const u8, s: *mut i32, m: *mut i32) {
+        // SAFETY: loads inside the Q8_K block; stores to the four i32 at `s`, `m`.
+        unsafe {
+            let mut v = [_mm256_setzero_si256(); 4];
+            for (j, v) in v.iter_mut().enumerate() {
+                let y0 = load32(xb.add(Q8K_QS + 64 * j));
+                let y1 = load32(xb.add(Q8K_QS + 64 * j + 32));
+                let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(w.q[2 * j], y0), w.sc[2 * j]);
+                let p1 =
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(w.q[2 * j + 1], y1), w.sc[2 * j + 1]);
+                *v = _mm256_add_epi32(p0, p1);
+            }
+            let mins = k4_min_sum(w.mn, xb.add(Q8K_BSUMS));
+            if PATH == GEMM {
+                _mm_storeu_si128(s.cast(), reduce4v(v));
+                _mm_storeu_si128(m.cast(), mins);
+            } else {
+                let t =
+                    _mm256_add_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3]));
+                *s = hsum_epi32(t);
+                *m = hsum4_epi32(mins);
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn step(
+        wb: *const u8,
+        si: [__m256i; 4],
+        mi: [__m256i; 4],
+        yd: __m256,
+        acc: &mut __m256,
+        acc_m: &mut __m256,
+    ) {
+        // SAFETY: reads `d`, `dmin` of the block; the rest is register work.
+        unsafe {
+            let (dw, dminw) = (f16_at(wb), f16_at(wb.add(2)));
+            match PATH {
+                GEMM => {
+                    let dd = _mm256_mul_ps(_mm256_set1_ps(dw), yd);
+                    let dm = _mm256_mul_ps(_mm256_set1_ps(dminw), yd);
+                    for sb in 0..4 {
+                        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si[sb]), dd, *acc);
+                        *acc_m = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mi[sb]), dm, *acc_m);
+                    }
+                }
+                GEMV => {
+                    let dd = _mm256_mul_ps(_mm256_set1_ps(dw), yd);
+                    let dm = _mm256_mul_ps(_mm256_set1_ps(dminw), yd);
+                    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si[0]), dd, *acc);
+                    *acc_m = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mi[0]), dm, *acc_m);
+                }
+                _ => {
+                    let prod = _mm256_mul_ps(_mm256_cvtepi32_ps(si[0]), _mm256_set1_ps(dw));
+                    let r =
+                        _mm256_fmadd_ps(_mm256_set1_ps(-dminw), _mm256_cvtepi32_ps(mi[0]), prod);
+                    *acc = _mm256_fmadd_ps(r, yd, *acc);
+                }
+            }
+        }
+    }
+}
+
+/// Q6_K on the tiled path, as [`dot_q6_k_tiled`].
+struct Q6Tiled;
+
+/// An unpacked Q6_K block: the 6-bit weights of the eight 32-element runs (as
+/// [`q6k_block`] orders them), the scale pair of each run, and the sixteen scales as i16.
+struct Q6Block {
+    q: [__m256i; 8],
+    sc: [__m256i; 8],
+    sc16: __m256i,
+}
+
+impl KqPath for Q6Tiled {
+    const WS: usize = 210;
+    const SUB: bool = false;
+    type W = Q6Block;
+    #[inline(always)]
+    unsafe fn prep(wb: *const u8) -> Q6Block {
+        // SAFETY: every load stays inside the block (offsets as in `q6k_block`).
+        unsafe {
+            let m4 = _mm256_set1_epi8(0x0F);
+            let m2 = _mm256_set1_epi8(0x30);
+            let sc16 = _mm256_cvtepi8_epi16(load16(wb.add(192)));
+            let s_lo = _mm256_permute2x128_si256(sc16, sc16, 0x00);
+            let s_hi = _mm256_permute2x128_si256(sc16, sc16, 0x11);
+            let mut q = [_mm256_setzero_si256(); 8];
+            let mut sc = [_mm256_setzero_si256(); 8];
+            for h in 0..2 {
+                let sv = if h == 0 { s_lo } else { s_hi };
+                let ql0 = load32(wb.add(64 * h));
+                let ql1 = load32(wb.add(64 * h + 32));
+                let qh = load32(wb.add(128 + 32 * h));
+                q[4 * h] = _mm256_or_si256(
+                    _mm256_and_si256(ql0, m4),
+                    _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2),
+                );
+                q[4 * h + 1] = _mm256_or_si256(
+                    _mm256_and_si256(ql1, m4),
+                    _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2),
+                );
+                q[4 * h + 2] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                    _mm256_and_si256(qh, m2),
+                );
+                q[4 * h + 3] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
+                );
+                for k in 0..4 {
+                    sc[4 * h + k] = scale_pair(sv, 2 * k, 2 * k + 1);
+                }
+            }
+            Q6Block { q, sc, sc16 }
+        }
+    }
+    #[inline(always)]
+    unsafe fn ints(w: &Q6Block, xb: *const u8, s: *mut i32, _m: *mut i32) {
+        // SAFETY: loads inside the Q8_K block; a store to the i32 at `s`.
+        unsafe {
+            let bsums = load32(xb.add(Q8K_BSUMS));
+            let corr = _mm256_slli_epi32(_mm256_madd_epi16(w.sc16, bsums), 5);
+            let mut sumi = _mm256_sub_epi32(_mm256_setzero_si256(), corr);
+            for k in 0..8 {
+                let y = load32(xb.add(Q8K_QS + 32 * k));
+                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w.q[k], y), w.sc[k]);
+                sumi = _mm256_add_epi32(sumi, p);
+            }
+            *s = hsum_epi32(sumi);
+        }
+    }
+    #[inline(always)]
+    unsafe fn step(
+        wb: *const u8,
+        si: [__m256i; 4],
+        _mi: [__m256i; 4],
+        yd: __m256,
+        acc: &mut __m256,
+        _acc_m: &mut __m256,
+    ) {
+        // SAFETY: reads `d` of the block; the rest is register work.
+        unsafe {
+            let dw = _mm256_set1_ps(f16_at(wb.add(208)));
+            let r = _mm256_mul_ps(_mm256_cvtepi32_ps(si[0]), dw);
+            *acc = _mm256_fmadd_ps(r, yd, *acc);
+        }
+    }
+}
+
+/// `[Σ lanes of s[0], Σ s[1], Σ s[2], Σ s[3]]` as a vector (exact integer sums).
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+unsafe fn reduce4v(s: [__m256i; 4]) -> __m128i {
+    // SAFETY: register-only intrinsics.
+    unsafe {
+        let h = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+        _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1))
+    }
+}
+
+/// The batch driver of the K-quant paths (a [`DotRowsFn`](super::super::DotRowsFn)'s work
+/// for two or more activation rows). Per pass of up to [`KQ_R`] rows × [`KQ_T`] tokens, per
+/// chunk of [`KQ_C`] blocks, the tokens' `d` are gathered once; then per row and block the
+/// weight block is unpacked once, its integer sums with every token go to small buffers, and
+/// the float step runs eight tokens at a time, each lane carrying one element's accumulators
+/// through the same operations as the one-row kernel. Results: `acc − acc_m`.
+///
+/// # Safety
+/// `w` holds `rows` rows of `wrb` bytes, `x` `n_x` rows of `xrb` bytes, each `nb` blocks;
+/// `out` holds `(rows − 1) os + n_x` floats; AVX2, FMA, F16C available.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kq_batch<P: KqPath>(
+    w: &[u8],
+    wrb: usize,
+    x: &[u8],
+    xrb: usize,
+    out: &mut [f32],
+    os: usize,
+    (nb, rows, n_x): (usize, usize, usize),
+) {
+    let (wp, xp, op) = (w.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+    // Accumulators, [row][token] (tokens padded to whole vectors).
+    let mut acc = [[0.0f32; KQ_T]; KQ_R];
+    let mut acc_m = [[0.0f32; KQ_T]; KQ_R];
+    // Activation scales of a chunk, [block][token].
+    let mut yd = [[0.0f32; KQ_T]; KQ_C];
+    // Integer sums of one block with each token: [token][4] (`SUB`) or [token] (totals).
+    let mut sbuf = [0i32; 4 * KQ_T];
+    let mut mbuf = [0i32; 4 * KQ_T];
+    let mut t0 = 0;
+    while t0 < n_x {
+        let nt = (n_x - t0).min(KQ_T);
+        let nv = nt.div_ceil(8);
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(KQ_R);
+            for a in acc.iter_mut().chain(acc_m.iter_mut()) {
+                a.fill(0.0);
+            }
+            let mut c0 = 0;
+            while c0 < nb {
+                let kc = (nb - c0).min(KQ_C);
+                for (k, ydk) in yd.iter_mut().enumerate().take(kc) {
+                    for (t, v) in ydk.iter_mut().enumerate().take(nt) {
+                        // SAFETY: token `t0 + t` < `n_x`, block `c0 + k` < `nb`.
+                        *v = unsafe { q8k_d(xp.add((t0 + t) * xrb + 292 * (c0 + k))) };
+                    }
+                }
+                for r in 0..nr {
+                    for (k, ydk) in yd.iter().enumerate().take(kc) {
+                        let i = c0 + k;
+                        // SAFETY: row `r0 + r` < `rows`, block `i` < `nb`, tokens < `n_x`
+                        // (caller's contract); the buffers hold `KQ_T` tokens.
+                        unsafe {
+                            let wb = wp.add((r0 + r) * wrb + P::WS * i);
+                            let wq = P::prep(wb);
+                            for t in 0..nt {
+                                let xb = xp.add((t0 + t) * xrb + 292 * i);
+                                if P::SUB {
+                                    P::ints(
+                                        &wq,
+                                        xb,
+                                        sbuf.as_mut_ptr().add(4 * t),
+                                        mbuf.as_mut_ptr().add(4 * t),
+                                    );
+                                } else {
+                                    P::ints(
+                                        &wq,
+                                        xb,
+                                        sbuf.as_mut_ptr().add(t),
+                                        mbuf.as_mut_ptr().add(t),
+                                    );
+                                }
+                            }
+                            for v in 0..nv {
+                                let (si, mi) = if P::SUB {
+                                    (transpose4x8(&sbuf, 8 * v), transpose4x8(&mbuf, 8 * v))
+                                } else {
+                                    let z = _mm256_setzero_si256();
+                                    let s = load32(sbuf.as_ptr().add(8 * v).cast());
+                                    let m = load32(mbuf.as_ptr().add(8 * v).cast());
+                                    ([s, z, z, z], [m, z, z, z])
+                                };
+                                let ydv = _mm256_loadu_ps(ydk.as_ptr().add(8 * v));
+                                let pa = acc[r].as_mut_ptr().add(8 * v);
+                                let pm = acc_m[r].as_mut_ptr().add(8 * v);
+                                let (mut a, mut am) = (_mm256_loadu_ps(pa), _mm256_loadu_ps(pm));
+                                P::step(wb, si, mi, ydv, &mut a, &mut am);
+                                _mm256_storeu_ps(pa, a);
+                                _mm256_storeu_ps(pm, am);
+                            }
+                        }
+                    }
+                }
+                c0 += kc;
+            }
+            for r in 0..nr {
+                for t in 0..nt {
+                    // SAFETY: row `r0 + r` < `rows`, token `t0 + t` < `n_x`: inside `out`
+                    // (caller's contract).
+                    unsafe { *op.add((r0 + r) * os + t0 + t) = acc[r][t] - acc_m[r][t] };
+                }
+            }
+            r0 += nr;
+        }
+        t0 += nt;
+    }
+}
+
+/// The four i32 of token `a` (at `p + 4 a`) in the low half, of token `a + 4` in the high half.
+///
+/// # Safety
+/// `p` readable for `4 (a + 5)` i32; AVX2 available.
+#[inline(always)]
+unsafe fn ld2(p: *const i32, a: usize) -> __m256i {
+    // SAFETY: caller's contract.
+    unsafe {
+        _mm256_inserti128_si256::<1>(
+            _mm256_castsi128_si256(_mm_loadu_si128(p.add(4 * a).cast())),
+            _mm_loadu_si128(p.add(4 * (a + 4)).cast()),
+        )
+    }
+}
+
+/// From `buf` (`[token][4]` i32), tokens `t .. t + 8`: four vectors, vector `j` holding value
+/// `j` of each of the eight tokens in token order.
+///
+/// # Safety
+/// `buf` holds at least `4 (t + 8)` values; AVX2 available.
+#[inline(always)]
+unsafe fn transpose4x8(buf: &[i32; 4 * KQ_T], t: usize) -> [__m256i; 4] {
+    // SAFETY: loads of tokens `t .. t + 8` (16 bytes each) inside `buf` (caller's contract).
+    unsafe {
+        let p = buf.as_ptr().add(4 * t);
+        let (v04, v15, v26, v37) = (ld2(p, 0), ld2(p, 1), ld2(p, 2), ld2(p, 3));
+        let a = _mm256_unpacklo_epi32(v04, v15);
+        let b = _mm256_unpackhi_epi32(v04, v15);
+        let c = _mm256_unpacklo_epi32(v26, v37);
+        let d = _mm256_unpackhi_epi32(v26, v37);
+        [
+            _mm256_unpacklo_epi64(a, c),
+            _mm256_unpackhi_epi64(a, c),
+            _mm256_unpacklo_epi64(b, d),
+            _mm256_unpackhi_epi64(b, d),
+        ]
+    }
 }
 
 /// The integer part of a Q6_K block (210 bytes: ql 0, qh 128, scales 192, d 208) against a

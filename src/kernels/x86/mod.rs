@@ -13,9 +13,12 @@ use super::{Isa, Kernels};
 /// same arithmetic whatever `R` is, so a row's result does not depend on the grouping (and
 /// `dot_rows`, `vec_dot` and `matmul` agree bit for bit). With `features = "..."` the loop is
 /// compiled with those target features so the `#[inline(always)]` kernels inline with them.
+/// With `tiles = F`, calls with two or more activation rows go to `legacy_tiles::<F>` (in
+/// scope where the macro is used), which computes every element with the same arithmetic.
 macro_rules! group_rows_fns {
     (features = $feat:literal;
-     $($name:ident: $dot:ident $(:: <$($gen:tt),*>)?, $wb:expr, $xb:expr, group = $g:literal;)*) => {$(
+     $($name:ident: $dot:ident $(:: <$($gen:tt),*>)?, $wb:expr, $xb:expr, group = $g:literal
+       $(, tiles = $tf:ty)?;)*) => {$(
         /// Dot kernel over rows (see `DotRowsFn`).
         ///
         /// # Safety
@@ -44,6 +47,14 @@ macro_rules! group_rows_fns {
                 os: usize,
                 (nb, rows, n_x): (usize, usize, usize),
             ) {
+                $(
+                    // Batches: rows × tokens tiles (each element the same bits as below).
+                    if n_x >= 2 {
+                        // SAFETY: the caller's contract, as below; features on.
+                        unsafe { legacy_tiles::<$tf>(w, wrb, x, xrb, out, os, (nb, rows, n_x)) };
+                        return;
+                    }
+                )?
                 let mut r0 = 0;
                 while r0 + $g <= rows {
                     for t in 0..n_x {
@@ -168,6 +179,74 @@ mod tests {
         let mut deq = vec![0.0f32; n];
         dequantize_row(t, &q, &mut deq).unwrap();
         (q, deq)
+    }
+
+    /// The batch kernels (two or more activation rows: the rows × tokens tiles of the
+    /// 32-element formats, the K-quant path batches) across their tile, chunk and pass
+    /// boundaries, bit for bit against the scalar definitions.
+    #[test]
+    fn batch_kernels_equal_scalar() {
+        use GgmlType::*;
+        let tables: Vec<&Kernels> = [Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni]
+            .into_iter()
+            .filter_map(Kernels::for_isa)
+            .collect();
+        let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
+        let mut rng = Rng(7);
+        type Pick = fn(&Kernels) -> super::super::DotRowsFn;
+        let cases: [(GgmlType, Pick); 11] = [
+            (Q4_0, |k| k.q4_0),
+            (Q4_1, |k| k.q4_1),
+            (Q5_0, |k| k.q5_0),
+            (Q5_1, |k| k.q5_1),
+            (Q8_0, |k| k.q8_0),
+            (IQ4_NL, |k| k.paths.iq4_nl_tinyblas),
+            (Q4_K, |k| k.paths.q4_k_gemv),
+            (Q4_K, |k| k.paths.q4_k_gemm),
+            (Q4_K, |k| k.paths.q4_k_tiled),
+            (Q5_K, |k| k.paths.q5_k_tiled),
+            (Q6_K, |k| k.paths.q6_k_tiled),
+        ];
+        for (t, pick) in cases {
+            let act = vec_dot_type(t);
+            let nbs: &[usize] = if t.block_size() == 256 {
+                &[1, 8, 9, 17]
+            } else {
+                &[1, 7, 8, 9, 33, 41]
+            };
+            for &nb in nbs {
+                let n = nb * t.block_size();
+                for (rows, n_x) in [(3, 2), (5, 7), (17, 9), (2, 70)] {
+                    let w: Vec<u8> = (0..rows)
+                        .flat_map(|_| quantized(t, n, &mut rng).0)
+                        .collect();
+                    let x: Vec<u8> = (0..n_x)
+                        .flat_map(|_| quantized(act, n, &mut rng).0)
+                        .collect();
+                    let (rb, xrb) = (w.len() / rows, x.len() / n_x);
+                    let os = n_x + 1;
+                    let mut want = vec![f32::NAN; rows * os];
+                    // SAFETY: the scalar table runs everywhere; the sizes match.
+                    unsafe { pick(scalar)(&w, rb, &x, xrb, &mut want, os) };
+                    for k in &tables {
+                        let mut got = vec![f32::NAN; rows * os];
+                        // SAFETY: the table exists, so the CPU runs its ISA; the sizes match.
+                        unsafe { pick(k)(&w, rb, &x, xrb, &mut got, os) };
+                        for r in 0..rows {
+                            for j in 0..os {
+                                let (g, e) = (got[r * os + j], want[r * os + j]);
+                                assert_eq!(
+                                    g.to_bits(),
+                                    e.to_bits(),
+                                    "{} {t} nb {nb} rows {rows} n_x {n_x}: [{r}][{j}] {g} vs {e}",
+                                    k.isa()
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
