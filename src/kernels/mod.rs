@@ -26,7 +26,7 @@
 //! same order. For the others (F16, BF16, F32, Q2_K, Q3_K, IQ4_XS) the integer partial sums are
 //! the same and only the order of the per-block float terms differs (a few ulps of the sum of
 //! magnitudes). Either way a table gives the same bits for the same inputs however many rows
-//! or activation rows one call covers, and [`matmul`] computes each output element with one
+//! or activation rows one call covers, and [`matmul()`] computes each output element with one
 //! kernel, so its result does not depend on the number of threads or on how rows are chunked.
 //!
 //! Entry points: [`vec_dot`] (one row), [`Kernels::dot_rows`] (many rows, one activation row),

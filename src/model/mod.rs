@@ -6,7 +6,7 @@
 //! pool, so several sessions can use one model from different threads.
 //!
 //! Adding an architecture means one new file: its hyperparameter quirks, the tensors it binds
-//! (through [`weights::Binder`]) and its layer function (an [`Architecture`] implementation
+//! (through `weights::Binder`) and its layer function (an `Architecture` implementation
 //! built from the shared steps in [`session`]: matmul, norms, RoPE, attention).
 
 use std::fmt;

@@ -1568,7 +1568,7 @@ unsafe fn k4_scales16(p: *const u8) -> (__m256i, __m128i) {
     }
 }
 
-/// Σ_g mins[g] (bsums[2g] + bsums[2g+1]) for the Q4_K / Q5_K min term, as 4 i32 lanes to
+/// `Σ_g mins[g] (bsums[2g] + bsums[2g+1])` for the Q4_K / Q5_K min term, as 4 i32 lanes to
 /// be added.
 ///
 /// # Safety

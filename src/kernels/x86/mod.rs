@@ -147,9 +147,8 @@ pub(super) fn table(isa: Isa) -> Option<&'static Kernels> {
     }
 }
 
-/// The SIMD kernels around every boundary of their loops: block counts across the AVX-512
-/// four-block and two-super-block steps and the AVX2 scale chunks (32 blocks, converted eight
-/// at a time), row counts across the row groups (8, 4) and the single rows after them, and
+/// The SIMD kernels around every boundary of their loops: block counts across the scale
+/// chunks (converted eight blocks at a time), row counts across the row groups (8, 4) and the single rows after them, and
 /// several activation rows (as `matmul` calls them). Each output must be bit-identical to
 /// the same table's one-row `vec_dot` (a row's arithmetic never depends on its group) and
 /// within `1e-5 Σ |w| |x|` of the scalar reference.
