@@ -119,7 +119,6 @@ mod rows {
         q5_k: dot_q5_k, 176, 292;
         q6_k: dot_q6_k, 210, 292;
         iq4_xs: dot_iq4_xs, 136, 292;
-        iq4_nl: dot_iq4_nl_vec, 18, 34;
         q4_k_gemv_one: dot_q4_k_gemv, 144, 292;
         q4_k_gemm_one: dot_q4_k_gemm, 144, 292;
         q4_k_tiled_one: dot_q4_k_tiled, 144, 292;
@@ -140,6 +139,7 @@ mod rows {
         q5_0: dot_q5_0_rows, 22, 34, group = 4, tiles = TileQ5_0;
         q5_1: dot_q5_1_rows, 24, 36, group = 4, tiles = TileQ5_1;
         q8_0: dot_q8_0_rows, 34, 34, group = 4, tiles = TileQ8_0;
+        iq4_nl: dot_iq4_nl_vec_rows, 18, 34, group = 4;
         iq4_nl_tinyblas: dot_iq4_nl_rows, 18, 34, group = 4, tiles = TileIq4Nl;
     }
 }
@@ -369,14 +369,21 @@ const CHUNK: usize = 32;
 /// shuffle pipe). Each row's result does not depend on `R`.
 macro_rules! legacy_rows {
     ($w:expr, $x:expr, $nb:expr, ws = $ws:expr, xs = $xs:expr, mins = $mins:expr,
+     pairs = $pairs:expr,
      |$xb:ident| $ybody:expr, |$wb:ident, $y:ident| $rbody:expr) => {{
         let (w, x, nb): ([*const u8; R], *const u8, usize) = ($w, $x, $nb);
         // One accumulator per row: with the rows of a group interleaved, the FMA chains are
         // long enough apart, and 16 registers do not hold two per row.
         let mut acc = [_mm256_setzero_ps(); R];
-        // The m_w s_x terms (Q4_1/Q5_1): eight lanes, and the blocks after the last eight.
-        let mut accm = [_mm256_setzero_ps(); R];
-        let mut accm1 = [0.0f32; R];
+        // With `pairs` (IQ4_NL's one-token order): odd blocks go to a second set of lanes, and
+        // an odd last block is added at the end as `sum + d·Σ` (`tail`).
+        let mut acc_odd = [_mm256_setzero_ps(); R];
+        let mut tail = [0.0f32; R];
+        // Q4_1/Q5_1: the m_w s_x terms, one fused multiply-add per block in block order
+        // (`summs`), from the chunk's m_w (per row) and s_x values.
+        let mut summs = [0.0f32; R];
+        let mut ms = [[0.0f32; CHUNK]; R];
+        let mut ss = [0.0f32; CHUNK];
         // d_w d_x of the chunk's blocks, per row.
         let mut ds = [[0.0f32; CHUNK]; R];
         let mut i0 = 0;
@@ -389,20 +396,23 @@ macro_rules! legacy_rows {
                     // (d, m) and (d, s) pairs, four blocks per register.
                     let xa = f16x2x4(x0.add($xs * k), $xs);
                     let xb = f16x2x4(x0.add($xs * (k + 4)), $xs);
+                    // [blocks 0, 1, 4, 5, 2, 3, 6, 7] → block order.
+                    let order = |v: __m256| {
+                        _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0b11_01_10_00))
+                    };
+                    let sx = order(_mm256_shuffle_ps(xa, xb, 0b11_01_11_01));
+                    _mm256_storeu_ps(ss.as_mut_ptr().add(k), sx);
                     unroll_rows!(R, |r| {
                         let wk = w[r].add($ws * (i0 + k));
-                        let pa = _mm256_mul_ps(f16x2x4(wk, $ws), xa);
-                        let pb = _mm256_mul_ps(f16x2x4(wk.add(4 * $ws), $ws), xb);
-                        // Even lanes d_w d_x, odd lanes m_w s_x.
-                        let ev = _mm256_shuffle_ps(pa, pb, 0b10_00_10_00);
-                        let od = _mm256_shuffle_ps(pa, pb, 0b11_01_11_01);
-                        // [blocks 0, 1, 4, 5, 2, 3, 6, 7] → block order.
-                        let ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
-                            _mm256_castps_pd(ev),
-                            0b11_01_10_00,
-                        ));
+                        let wa = f16x2x4(wk, $ws);
+                        let wb = f16x2x4(wk.add(4 * $ws), $ws);
+                        let pa = _mm256_mul_ps(wa, xa);
+                        let pb = _mm256_mul_ps(wb, xb);
+                        // Even lanes d_w d_x; odd lanes of the weights m_w.
+                        let ev = order(_mm256_shuffle_ps(pa, pb, 0b10_00_10_00));
+                        let mw = order(_mm256_shuffle_ps(wa, wb, 0b11_01_11_01));
                         _mm256_storeu_ps(ds[r].as_mut_ptr().add(k), ev);
-                        accm[r] = _mm256_add_ps(accm[r], od);
+                        _mm256_storeu_ps(ms[r].as_mut_ptr().add(k), mw);
                     });
                 } else {
                     let dx = f16x8(x0.add($xs * k), $xs);
@@ -417,11 +427,12 @@ macro_rules! legacy_rows {
             while k < cn {
                 let dx = f16x2(x0.add($xs * k));
                 unroll_rows!(R, |r| {
-                    // [d_w d_x, m_w s_x (Q4_1/Q5_1)]
-                    let dm = _mm_mul_ps(f16x2(w[r].add($ws * (i0 + k))), dx);
-                    ds[r][k] = _mm_cvtss_f32(dm);
+                    // [d_w, m_w (Q4_1/Q5_1)] and [d_x, s_x]
+                    let wdm = f16x2(w[r].add($ws * (i0 + k)));
+                    ds[r][k] = _mm_cvtss_f32(_mm_mul_ps(wdm, dx));
                     if $mins {
-                        accm1[r] += _mm_cvtss_f32(_mm_movehdup_ps(dm));
+                        ms[r][k] = _mm_cvtss_f32(_mm_movehdup_ps(wdm));
+                        ss[k] = _mm_cvtss_f32(_mm_movehdup_ps(dx));
                     }
                 });
                 k += 1;
@@ -437,16 +448,32 @@ macro_rules! legacy_rows {
                         $rbody
                     };
                     let d = _mm256_broadcast_ss(&*ds[r].as_ptr().add(kk));
-                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc[r]);
+                    if $pairs && i0 + kk + 1 == nb && nb % 2 == 1 {
+                        tail[r] = ds[r][kk] * hsum_epi32(s) as f32;
+                    } else if $pairs && kk % 2 == 1 {
+                        acc_odd[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc_odd[r]);
+                    } else {
+                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc[r]);
+                    }
+                    if $mins {
+                        summs[r] = ms[r][kk].mul_add(ss[kk], summs[r]);
+                    }
                 });
             }
             i0 += cn;
         }
         let mut out = [0.0f32; R];
         for r in 0..R {
-            out[r] = hsum_ps(acc[r]);
+            if $pairs {
+                out[r] = hsum_ps(_mm256_add_ps(acc[r], acc_odd[r]));
+                if nb % 2 == 1 {
+                    out[r] += tail[r];
+                }
+            } else {
+                out[r] = hsum_ps(acc[r]);
+            }
             if $mins {
-                out[r] += hsum_ps(accm[r]) + accm1[r];
+                out[r] += summs[r];
             }
         }
         out
@@ -627,6 +654,7 @@ pub(super) unsafe fn dot_q4_0_rows<const R: usize>(
             ws = 18,
             xs = 34,
             mins = false,
+            pairs = false,
             |xb| {
                 let y = load32(xb.add(2));
                 (y, _mm256_maddubs_epi16(eight, y))
@@ -642,9 +670,9 @@ pub(super) unsafe fn dot_q4_0_rows<const R: usize>(
 /// Q4_1 × Q8_1 for `R` rows, in the reference's order (`scalar::dot_q4_1`, which is
 /// llama.cpp's x86 kernel): per block eight i32 lanes of four products (`vpmaddubsw` +
 /// `vpmaddwd` pair elements `4j..4j+4` exactly as `vpdpbusd` does), one accumulator per row
-/// updated with `fma(d_w d_x, lanes, acc)` block after block, `m_w s_x` summed apart with
-/// fused multiply-adds, then `hsum_ps` (= `scalar::hsum8`) plus that sum. Same bits as the
-/// scalar kernel.
+/// updated with `fma(d_w d_x, lanes, acc)` block after block, `m_w s_x` summed apart with one
+/// fused multiply-add per block (`legacy_rows!` with `mins`), then `hsum_ps`
+/// (= `scalar::hsum8`) plus that sum. Same bits as the scalar kernel.
 ///
 /// # Safety
 /// Each `w[r]`: `nb` Q4_1 blocks, `x`: `nb` Q8_1 blocks; AVX2, FMA, F16C available.
@@ -656,25 +684,17 @@ pub(super) unsafe fn dot_q4_1_rows<const R: usize>(
 ) -> [f32; R] {
     // SAFETY: block `i` of a row is bytes `20 i ..`, of `x` `36 i ..`; loads stay inside.
     unsafe {
-        let mut summs = [0.0f32; R];
-        let mut acc = [_mm256_setzero_ps(); R];
-        for i in 0..nb {
-            let xb = x.add(36 * i);
-            let (dx, sx) = (f16_at(xb), f16_at(xb.add(2)));
-            let y = load32(xb.add(4));
-            for r in 0..R {
-                let wb = w[r].add(20 * i);
-                summs[r] = f16_at(wb.add(2)).mul_add(sx, summs[r]);
-                let d = _mm256_set1_ps(f16_at(wb) * dx);
-                let q = nibbles32(wb.add(4));
-                acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(q, y)), acc[r]);
-            }
-        }
-        let mut out = [0.0f32; R];
-        for r in 0..R {
-            out[r] = hsum_ps(acc[r]) + summs[r];
-        }
-        out
+        legacy_rows!(
+            w,
+            x,
+            nb,
+            ws = 20,
+            xs = 36,
+            mins = true,
+            pairs = false,
+            |xb| load32(xb.add(4)),
+            |wb, y| dot_u8i8(nibbles32(wb.add(4)), *y)
+        )
     }
 }
 
@@ -699,6 +719,7 @@ pub(super) unsafe fn dot_q5_0_rows<const R: usize>(
             ws = 22,
             xs = 34,
             mins = false,
+            pairs = false,
             |xb| load32(xb.add(2)),
             |wb, y| {
                 let off = _mm256_andnot_si256(bits_to_bytes(wb.add(2)), sixteen);
@@ -726,26 +747,20 @@ pub(super) unsafe fn dot_q5_1_rows<const R: usize>(
     // SAFETY: block `i` of a row is bytes `24 i ..`, of `x` `36 i ..`; loads stay inside.
     unsafe {
         let sixteen = _mm256_set1_epi8(16);
-        let mut summs = [0.0f32; R];
-        let mut acc = [_mm256_setzero_ps(); R];
-        for i in 0..nb {
-            let xb = x.add(36 * i);
-            let (dx, sx) = (f16_at(xb), f16_at(xb.add(2)));
-            let y = load32(xb.add(4));
-            for r in 0..R {
-                let wb = w[r].add(24 * i);
-                summs[r] = f16_at(wb.add(2)).mul_add(sx, summs[r]);
-                let d = _mm256_set1_ps(f16_at(wb) * dx);
+        legacy_rows!(
+            w,
+            x,
+            nb,
+            ws = 24,
+            xs = 36,
+            mins = true,
+            pairs = false,
+            |xb| load32(xb.add(4)),
+            |wb, y| {
                 let hb = _mm256_and_si256(bits_to_bytes(wb.add(4)), sixteen);
-                let q = _mm256_or_si256(nibbles32(wb.add(8)), hb);
-                acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(q, y)), acc[r]);
+                dot_u8i8(_mm256_or_si256(nibbles32(wb.add(8)), hb), *y)
             }
-        }
-        let mut out = [0.0f32; R];
-        for r in 0..R {
-            out[r] = hsum_ps(acc[r]) + summs[r];
-        }
-        out
+        )
     }
 }
 
@@ -768,6 +783,7 @@ pub(super) unsafe fn dot_q8_0_rows<const R: usize>(
             ws = 34,
             xs = 34,
             mins = false,
+            pairs = false,
             |xb| load32(xb.add(2)),
             |wb, y| {
                 let p = mul_i8_pairs(load32(wb.add(2)), *y);
@@ -807,6 +823,7 @@ pub(super) unsafe fn dot_iq4_nl_rows<const R: usize>(
             ws = 18,
             xs = 34,
             mins = false,
+            pairs = false,
             |xb| load32(xb.add(2)),
             |wb, y| {
                 let q = _mm256_shuffle_epi8(table, nibbles32(wb.add(2)));
@@ -816,36 +833,37 @@ pub(super) unsafe fn dot_iq4_nl_rows<const R: usize>(
     }
 }
 
-/// IQ4_NL × Q8_0 as llama.cpp's x86 `vec_dot` rounds it (`scalar::dot_iq4_nl`, one token):
-/// even blocks into one set of eight lanes and odd ones into another (one FMA by `d_x d_w` per
-/// block), `hsum8` of their lane-wise sum; an odd last block added after that as
-/// `sum + (d_x d_w)·Σ`. (Batches use [`dot_iq4_nl_rows`], tinyBLAS's order.)
+/// IQ4_NL × Q8_0 for `R` rows as llama.cpp's x86 `vec_dot` rounds it (`scalar::dot_iq4_nl`,
+/// one token): even blocks into one set of eight lanes and odd ones into another (one FMA by
+/// `d_x d_w` per block), `hsum8` of their lane-wise sum; an odd last block added after that as
+/// `sum + (d_x d_w)·Σ` (`legacy_rows!` with `pairs`). Batches use [`dot_iq4_nl_rows`],
+/// tinyBLAS's order.
 ///
 /// # Safety
-/// `w`: `nb` IQ4_NL blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
+/// Each `w[r]`: `nb` IQ4_NL blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
 #[inline(always)]
-unsafe fn dot_iq4_nl_vec(w: *const u8, x: *const u8, nb: usize) -> f32 {
-    // SAFETY: block `i` of `w` is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
+pub(super) unsafe fn dot_iq4_nl_vec_rows<const R: usize>(
+    w: [*const u8; R],
+    x: *const u8,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: block `i` of a row is bytes `18 i ..`, of `x` `34 i ..`; loads stay inside.
     unsafe {
         let table = iq4nl_table();
-        let lanes = |i: usize| {
-            let (wb, xb) = (w.add(18 * i), x.add(34 * i));
-            let q = _mm256_shuffle_epi8(table, nibbles32(wb.add(2)));
-            let s = _mm256_madd_epi16(mul_i8_pairs(q, load32(xb.add(2))), _mm256_set1_epi16(1));
-            (f16_at(xb) * f16_at(wb), s)
-        };
-        let mut acc = [_mm256_setzero_ps(); 2];
-        for i in 0..nb - nb % 2 {
-            let (d, s) = lanes(i);
-            acc[i % 2] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s), acc[i % 2]);
-        }
-        let sumf = hsum_ps(_mm256_add_ps(acc[0], acc[1]));
-        if nb % 2 == 1 {
-            let (d, s) = lanes(nb - 1);
-            sumf + d * hsum_epi32(s) as f32
-        } else {
-            sumf
-        }
+        legacy_rows!(
+            w,
+            x,
+            nb,
+            ws = 18,
+            xs = 34,
+            mins = false,
+            pairs = true,
+            |xb| load32(xb.add(2)),
+            |wb, y| {
+                let q = _mm256_shuffle_epi8(table, nibbles32(wb.add(2)));
+                _mm256_madd_epi16(mul_i8_pairs(q, *y), _mm256_set1_epi16(1))
+            }
+        )
     }
 }
 
