@@ -636,7 +636,8 @@ const CK: usize = 16;
 /// `F` × Q8 for `NR` weight rows `w` by `NT` activation rows `x` (`NT ≤ 8`), `nb` blocks each:
 /// `out[r][t]` is exactly `scalar::dot_<format>` of row `r` and activation row `t`. Per chunk
 /// of [`CK`] blocks, first the scales: `d_w d_x` for every (row, activation row, block), eight
-/// blocks per multiply, into a stack buffer (and for Q4_1/Q5_1 `m_w` per row and `s_x` per
+/// blocks per multiply (a chunk's last blocks short of eight as the eight blocks ending there,
+/// when the row has that many), into a stack buffer (and for Q4_1/Q5_1 `m_w` per row and `s_x` per
 /// block and activation row); then per block the activation rows' bytes and seeds, and per
 /// weight row the decoded bytes, each pair's lanes converted and accumulated with
 /// `fma(lanes, d_w d_x, acc)` (the scale a broadcast memory operand). The `m_w s_x` terms run
@@ -661,47 +662,62 @@ unsafe fn legacy_tile<F: Legacy, const VNNI: bool, const NR: usize, const NT: us
         let yo = if F::MINS { 4 } else { 2 };
         let mut acc = [[_mm256_setzero_ps(); NT]; NR];
         let mut summs = [_mm256_setzero_ps(); NR];
-        // d_w d_x of the chunk's blocks; m_w per row; s_x (f16 bits) per block, lane t.
-        let mut dd = [[[0.0f32; CK]; NT]; NR];
-        let mut mw = [[0.0f32; CK]; NR];
+        // d_w d_x of the chunk's blocks; m_w per row; s_x (f16 bits) per block, lane t. Block
+        // `k` of the chunk sits at index `PAD + k` (below `PAD`: scratch for the tail pass).
+        const PAD: usize = 8;
+        let mut dd = [[[0.0f32; PAD + CK]; NT]; NR];
+        let mut mw = [[0.0f32; PAD + CK]; NR];
         let mut sx = [[0i16; 8]; CK];
         // One activation row: s_x as f32 and scalar `m_w s_x` chains (cheaper than a vector).
-        let mut sxf = [0.0f32; CK];
+        let mut sxf = [0.0f32; PAD + CK];
         let mut summs1 = [0.0f32; NR];
+        // The scales of the eight blocks from block `b` of the rows, stored from index `s`.
+        macro_rules! scales8 {
+            ($b:expr, $s:expr) => {{
+                let (b, s) = ($b, $s);
+                let dx: [__m256; NT] = std::array::from_fn(|t| f16x8(x[t].add(xs * b), xs));
+                for r in 0..NR {
+                    let wk = w[r].add(ws * b);
+                    let dw = f16x8(wk, ws);
+                    for t in 0..NT {
+                        _mm256_storeu_ps(dd[r][t].as_mut_ptr().add(s), _mm256_mul_ps(dw, dx[t]));
+                    }
+                    if F::MINS {
+                        _mm256_storeu_ps(mw[r].as_mut_ptr().add(s), f16x8(wk.add(2), ws));
+                    }
+                }
+                if F::MINS && NT == 1 {
+                    let sv = f16x8(x[0].add(xs * b + 2), xs);
+                    _mm256_storeu_ps(sxf.as_mut_ptr().add(s), sv);
+                }
+            }};
+        }
         let mut i0 = 0;
         while i0 < nb {
             let cn = CK.min(nb - i0);
             let mut k = 0;
             while k + 8 <= cn {
-                let dx: [__m256; NT] = std::array::from_fn(|t| f16x8(x[t].add(xs * (i0 + k)), xs));
-                for r in 0..NR {
-                    let wk = w[r].add(ws * (i0 + k));
-                    let dw = f16x8(wk, ws);
-                    for t in 0..NT {
-                        _mm256_storeu_ps(dd[r][t].as_mut_ptr().add(k), _mm256_mul_ps(dw, dx[t]));
-                    }
-                    if F::MINS {
-                        _mm256_storeu_ps(mw[r].as_mut_ptr().add(k), f16x8(wk.add(2), ws));
-                    }
-                }
-                if F::MINS && NT == 1 {
-                    let s = f16x8(x[0].add(xs * (i0 + k) + 2), xs);
-                    _mm256_storeu_ps(sxf.as_mut_ptr().add(k), s);
-                }
+                scales8!(i0 + k, PAD + k);
                 k += 8;
+            }
+            if k < cn && i0 + cn >= 8 {
+                // The last eight blocks again (the same products for the blocks already done;
+                // those of the previous chunk land in the scratch below `PAD`).
+                scales8!(i0 + cn - 8, PAD + cn - 8);
+                k = cn;
             }
             while k < cn {
                 for t in 0..NT {
                     let dx = f16_at(x[t].add(xs * (i0 + k)));
                     for r in 0..NR {
-                        dd[r][t][k] = f16_at(w[r].add(ws * (i0 + k))) * dx;
+                        dd[r][t][PAD + k] = f16_at(w[r].add(ws * (i0 + k))) * dx;
                     }
                 }
                 if F::MINS {
                     for r in 0..NR {
-                        mw[r][k] = f16_at(w[r].add(ws * (i0 + k) + 2));
+                        mw[r][PAD + k] = f16_at(w[r].add(ws * (i0 + k) + 2));
                     }
-                    sxf[k] = f16_at(x[0].add(xs * (i0 + k) + 2));
+                    sxf[PAD + k] = f16_at(x[0].add(xs * (i0 + k) + 2));
                 }
                 k += 1;
             }
@@ -718,12 +734,12 @@ unsafe fn legacy_tile<F: Legacy, const VNNI: bool, const NR: usize, const NT: us
                 let sd: [__m256i; NT] = std::array::from_fn(|t| seed::<F, VNNI>(y[t]));
                 if F::MINS && NT == 1 {
                     for r in 0..NR {
-                        summs1[r] = mw[r][k].mul_add(sxf[k], summs1[r]);
+                        summs1[r] = mw[r][PAD + k].mul_add(sxf[PAD + k], summs1[r]);
                     }
                 } else if F::MINS {
                     let s = _mm256_cvtph_ps(load16(sx[k].as_ptr().cast()));
                     for r in 0..NR {
-                        summs[r] = _mm256_fmadd_ps(_mm256_set1_ps(mw[r][k]), s, summs[r]);
+                        summs[r] = _mm256_fmadd_ps(_mm256_set1_ps(mw[r][PAD + k]), s, summs[r]);
                     }
                 }
                 for r in 0..NR {
@@ -732,7 +748,7 @@ unsafe fn legacy_tile<F: Legacy, const VNNI: bool, const NR: usize, const NT: us
                         let s = lanes::<F, VNNI>(q, y[t], sd[t]);
                         acc[r][t] = _mm256_fmadd_ps(
                             _mm256_cvtepi32_ps(s),
-                            _mm256_set1_ps(dd[r][t][k]),
+                            _mm256_set1_ps(dd[r][t][PAD + k]),
                             acc[r][t],
                         );
                     }
