@@ -376,6 +376,7 @@ struct Adapt {
 }
 
 impl Adapt {
+    const FIRST_TRY: u32 = 2;
     const FIRST_EVERY: u32 = 16;
     const MAX_EVERY: u32 = 256;
     /// The other pool must be this much faster (time ratio) to be chosen.
@@ -387,7 +388,8 @@ impl Adapt {
             est: [0.0; 2],
             single_now: false,
             since: 0,
-            every: Self::FIRST_EVERY,
+            // The first try comes early: a bench or a short answer is only tens of steps.
+            every: Self::FIRST_TRY,
         }
     }
 
