@@ -794,11 +794,12 @@ mod tests {
     fn adapt_switches_to_the_faster_pool_and_backs_off() {
         let mut a = Adapt::new(one_thread_pool());
         let every = Adapt::FIRST_EVERY;
-        for _ in 0..every {
+        for _ in 0..Adapt::FIRST_TRY {
             assert!(!a.use_single());
             a.record(false, 0.010);
         }
-        // Time to try the one-thread pool: clearly faster, so it is chosen.
+        // Time to try the one-thread pool (early, the first time): clearly faster, so it is
+        // chosen.
         assert!(a.use_single());
         a.record(true, 0.005);
         assert!(a.single_now && a.use_single());
