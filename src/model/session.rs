@@ -357,12 +357,15 @@ impl Session {
 /// Chooses the pool of single-token steps: the session's pool or a one-thread pool, by their
 /// measured step times ([`SessionOptions::adaptive_threads`]).
 ///
-/// The pool in use is timed on every step (an exponential average); the other one is tried
-/// for one step after `every` steps. A try that is clearly faster (by [`Adapt::MARGIN`])
-/// switches pools and tries again soon; otherwise the interval doubles up to
+/// The pool in use is timed on every step (an exponential average; the very first step, which
+/// pays for cold caches, is not counted); the other one is tried for one step after `every`
+/// steps. A try that is clearly faster (by [`Adapt::MARGIN`]) is confirmed by a second try on
+/// the next step, and only two wins in a row switch pools (one lucky step of a pool sharing
+/// its cores with another process must not move the session onto it); after a switch the
+/// other pool is tried again soon. A try that loses doubles the interval up to
 /// [`Adapt::MAX_EVERY`], so in a steady state almost every step runs on the better pool. A
-/// step more than twice as slow as the average (another process took a core) brings the
-/// next try forward.
+/// step more than twice as slow as the average (another process took a core) brings the next
+/// try forward.
 struct Adapt {
     single: rayon::ThreadPool,
     /// Average seconds per step: `[session pool, one-thread pool]` (0: not measured yet).
@@ -373,6 +376,10 @@ struct Adapt {
     since: u32,
     /// Steps between tries.
     every: u32,
+    /// The last try won: the next step tries the other pool again.
+    confirm: bool,
+    /// Whether a step was recorded yet (the first one is not timed).
+    warm: bool,
 }
 
 impl Adapt {
@@ -390,25 +397,38 @@ impl Adapt {
             since: 0,
             // The first try comes early: a bench or a short answer is only tens of steps.
             every: Self::FIRST_TRY,
+            confirm: false,
+            warm: false,
         }
     }
 
     /// Whether the next step runs on the one-thread pool.
     fn use_single(&self) -> bool {
-        self.single_now ^ (self.since >= self.every)
+        self.single_now ^ (self.confirm || self.since >= self.every)
     }
 
     /// Records a finished step: which pool ran it and how long it took.
     fn record(&mut self, single: bool, secs: f64) {
+        if !self.warm {
+            self.warm = true;
+            return;
+        }
         let (used, cur) = (usize::from(single), usize::from(self.single_now));
         if used != cur {
             // A try of the other pool.
             self.since = 0;
-            self.est[used] = secs;
-            if secs < self.est[cur] * Self::MARGIN {
+            let e = &mut self.est[used];
+            *e = if *e == 0.0 { secs } else { 0.5 * (*e + secs) };
+            let wins = secs < self.est[cur] * Self::MARGIN;
+            if wins && !self.confirm {
+                self.confirm = true;
+            } else if wins {
+                self.confirm = false;
                 self.single_now = single;
+                self.est[used] = secs;
                 self.every = Self::FIRST_EVERY;
             } else {
+                self.confirm = false;
                 self.every = (self.every * 2).min(Self::MAX_EVERY);
             }
             return;
@@ -794,13 +814,18 @@ mod tests {
     fn adapt_switches_to_the_faster_pool_and_backs_off() {
         let mut a = Adapt::new(one_thread_pool());
         let every = Adapt::FIRST_EVERY;
+        // The first step (cold caches) is not counted, however slow.
+        assert!(!a.use_single());
+        a.record(false, 1.0);
         for _ in 0..Adapt::FIRST_TRY {
             assert!(!a.use_single());
             a.record(false, 0.010);
         }
-        // Time to try the one-thread pool (early, the first time): clearly faster, so it is
-        // chosen.
+        // Time to try the one-thread pool (early, the first time): clearly faster, which a
+        // second try confirms, so it is chosen.
         assert!(a.use_single());
+        a.record(true, 0.005);
+        assert!(!a.single_now && a.use_single());
         a.record(true, 0.005);
         assert!(a.single_now && a.use_single());
         for _ in 0..every {
@@ -822,6 +847,16 @@ mod tests {
         a.record(false, 0.008);
         assert!(a.single_now);
         assert_eq!(a.every, (4 * every).min(Adapt::MAX_EVERY));
+        // One lucky step of the other pool is not enough: the confirming try loses.
+        for _ in 0..a.every {
+            a.record(true, 0.005);
+        }
+        assert!(!a.use_single());
+        a.record(false, 0.002);
+        assert!(a.single_now && !a.use_single());
+        a.record(false, 0.009);
+        assert!(a.single_now && a.use_single());
+        assert_eq!(a.every, (8 * every).min(Adapt::MAX_EVERY));
     }
 
     #[test]
