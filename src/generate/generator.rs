@@ -10,7 +10,7 @@ use super::options::GenerateOptions;
 use super::stop::{StopChecker, StopReason};
 use crate::model::{Model, Session};
 use crate::sampling::{SamplerChain, TokenId};
-use crate::tokenizer::Tokenizer;
+use crate::tokenizer::{Tokenizer, take_utf8};
 
 /// One generated token and the text it made visible.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -438,48 +438,9 @@ impl Iterator for Stream<'_> {
     }
 }
 
-/// Moves the complete UTF-8 characters at the front of `buf` into `out`; invalid bytes become
-/// U+FFFD. With `end`, an incomplete character at the end becomes U+FFFD too; otherwise it
-/// stays in `buf`.
-pub(crate) fn take_utf8(buf: &mut Vec<u8>, out: &mut String, end: bool) {
-    let mut rest: &[u8] = buf;
-    loop {
-        match std::str::from_utf8(rest) {
-            Ok(s) => {
-                out.push_str(s);
-                rest = &[];
-                break;
-            }
-            Err(e) => {
-                let (ok, tail) = rest.split_at(e.valid_up_to());
-                // `ok` is valid UTF-8 by `valid_up_to`.
-                out.push_str(std::str::from_utf8(ok).unwrap_or_default());
-                match e.error_len() {
-                    Some(n) => {
-                        out.push('\u{FFFD}');
-                        rest = &tail[n..];
-                    }
-                    None if end => {
-                        out.push('\u{FFFD}');
-                        rest = &[];
-                        break;
-                    }
-                    None => {
-                        rest = tail;
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    let keep = rest.len();
-    let len = buf.len();
-    buf.drain(..len - keep);
-}
-
 #[cfg(test)]
 mod tests {
-    use super::take_utf8;
+    use crate::tokenizer::take_utf8;
 
     #[test]
     fn utf8_is_never_split() {

@@ -264,40 +264,48 @@ impl StreamDecoder<'_> {
 
     fn take_complete(&mut self, end: bool) -> String {
         let mut out = String::new();
-        let mut rest: &[u8] = &self.pending;
-        loop {
-            match std::str::from_utf8(rest) {
-                Ok(s) => {
-                    out.push_str(s);
-                    rest = &[];
-                    break;
-                }
-                Err(e) => {
-                    let (ok, tail) = rest.split_at(e.valid_up_to());
-                    out.push_str(std::str::from_utf8(ok).unwrap_or_default());
-                    match e.error_len() {
-                        Some(n) => {
-                            out.push('\u{FFFD}');
-                            rest = &tail[n..];
-                        }
-                        None if end => {
-                            out.push('\u{FFFD}');
-                            rest = &[];
-                            break;
-                        }
-                        None => {
-                            rest = tail;
-                            break;
-                        }
+        take_utf8(&mut self.pending, &mut out, end);
+        out
+    }
+}
+
+/// Moves the complete UTF-8 characters at the front of `buf` into `out`; invalid bytes become
+/// U+FFFD. With `end`, an incomplete character at the end becomes U+FFFD too; otherwise it
+/// stays in `buf`.
+pub(crate) fn take_utf8(buf: &mut Vec<u8>, out: &mut String, end: bool) {
+    let mut rest: &[u8] = buf;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                rest = &[];
+                break;
+            }
+            Err(e) => {
+                let (ok, tail) = rest.split_at(e.valid_up_to());
+                // `ok` is valid UTF-8 by `valid_up_to`.
+                out.push_str(std::str::from_utf8(ok).unwrap_or_default());
+                match e.error_len() {
+                    Some(n) => {
+                        out.push('\u{FFFD}');
+                        rest = &tail[n..];
+                    }
+                    None if end => {
+                        out.push('\u{FFFD}');
+                        rest = &[];
+                        break;
+                    }
+                    None => {
+                        rest = tail;
+                        break;
                     }
                 }
             }
         }
-        let keep = rest.len();
-        let len = self.pending.len();
-        self.pending.drain(..len - keep);
-        out
     }
+    let keep = rest.len();
+    let len = buf.len();
+    buf.drain(..len - keep);
 }
 
 #[cfg(test)]

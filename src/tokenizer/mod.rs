@@ -20,6 +20,7 @@ mod unicode_data;
 mod vocab;
 
 pub use decode::StreamDecoder;
+pub(crate) use decode::take_utf8;
 pub use unicode_data::UNICODE_VERSION;
 pub use vocab::TokenAttr;
 
