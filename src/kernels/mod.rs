@@ -30,7 +30,7 @@
 //! kernel, so its result does not depend on the number of threads or on how rows are chunked.
 //!
 //! Entry points: [`vec_dot`] (one row), [`Kernels::dot_rows`] (many rows, one activation row),
-//! [`matmul`] (a matrix times token activations, quantized once, rows over the rayon pool),
+//! [`matmul()`] (a matrix times token activations, quantized once, rows over the rayon pool),
 //! [`quantize_row_act`] (activation quantizers, byte-identical to `quant`'s references for
 //! finite input).
 //!

@@ -57,7 +57,7 @@ impl Ord for Bigram {
     }
 }
 
-/// Reusable buffers for [`encode`].
+/// Reusable buffers for [`encode_text`].
 #[derive(Default, Debug)]
 pub(crate) struct SpmScratch {
     syms: Vec<Sym>,
