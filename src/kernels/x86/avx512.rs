@@ -20,6 +20,13 @@
 //!   ([`q6k_tile`]): one weight row by four activation rows; the paths that only use exact
 //!   block totals sum in any integer order, the `vec_dot` lanes keep the reference's lanes
 //!   (two chunks' four-element sums as the words of one i32 lane, scaled by one `vpdpwssd`).
+//! * With VNNI, the batch paths Q4_K gemm/tiled, Q5_K tiled and Q6_K tiled (four or more
+//!   activation rows) take eight weight rows at a time with one row per i32 lane
+//!   ([`k4_lanes_tile`], [`q6k_lanes_tile`]): the eight rows' blocks are decoded and
+//!   transposed once per call ([`K4Pack`], [`Q6Pack`], a thread-local buffer), each
+//!   activation's four bytes are a broadcast memory operand of `vpdpbusd`, so no horizontal
+//!   sums are needed and each lane's float operations are its pair's scalar ones. (Sixteen
+//!   rows per 512-bit vector and eight activation rows per tile measured no faster.)
 //!
 //! The tables: [`AVX512_VNNI`] (and [`AVX512_VNNI_GFNI`], the same table: no kernel uses GFNI
 //! at the moment) use these kernels for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q6_K and the paths Q4_K
