@@ -110,17 +110,19 @@ fn matmul_equals_vec_dot_per_element() {
 
 #[test]
 fn exact_types_match_scalar_on_every_path() {
-    // 16 rows: Q4_K takes the repacked gemm (groups of 4 tokens) and gemv (the rest); 12 rows:
-    // vec_dot below 8 tokens, the tiled K-quant matmul from 8; IQ4_NL tinyBLAS from 2.
+    // 16 rows: Q4_K takes the repacked gemm (groups of 4 tokens) and gemv (the rest); 12 and
+    // 20 rows: vec_dot below 8 tokens, the tiled K-quant matmul from 8; IQ4_NL tinyBLAS from 2.
+    // The AVX-512 VNNI K-quant kernels take eight rows at a time (12, 20: a tail of four) by
+    // four tokens (and single tokens); 70 tokens are two of matmul's token tiles.
     let mut rng = Rng(11);
     let scalar = Kernels::for_isa(kernels::Isa::Scalar).unwrap();
     let mut scratch = MatMulScratch::new();
     for t in common::EXACT_TYPES {
         let cols = if t.block_size() == 256 { 1024 } else { 352 };
-        for rows in [12, 16] {
+        for rows in [12, 16, 20] {
             let data = matrix(t, rows, cols, &mut rng);
             let w = QMatrix::new(t, rows, cols, &data).unwrap();
-            for n_tokens in [1, 2, 3, 4, 5, 7, 8, 9, 13] {
+            for n_tokens in [1, 2, 3, 4, 5, 7, 8, 9, 13, 70] {
                 let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.f32()).collect();
                 let mut want = vec![f32::NAN; n_tokens * rows];
                 scalar

@@ -20,6 +20,13 @@
 //!   ([`q6k_tile`]): one weight row by four activation rows; the paths that only use exact
 //!   block totals sum in any integer order, the `vec_dot` lanes keep the reference's lanes
 //!   (two chunks' four-element sums as the words of one i32 lane, scaled by one `vpdpwssd`).
+//! * With VNNI, the batch paths Q4_K gemm/tiled, Q5_K tiled and Q6_K tiled (four or more
+//!   activation rows) take eight weight rows at a time with one row per i32 lane
+//!   ([`k4_lanes_tile`], [`q6k_lanes_tile`]): the eight rows' blocks are decoded and
+//!   transposed once per call ([`K4Pack`], [`Q6Pack`], a thread-local buffer), each
+//!   activation's four bytes are a broadcast memory operand of `vpdpbusd`, so no horizontal
+//!   sums are needed and each lane's float operations are its pair's scalar ones. (Sixteen
+//!   rows per 512-bit vector and eight activation rows per tile measured no faster.)
 //!
 //! The tables: [`AVX512_VNNI`] (and [`AVX512_VNNI_GFNI`], the same table: no kernel uses GFNI
 //! at the moment) use these kernels for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q6_K and the paths Q4_K
@@ -1117,7 +1124,16 @@ unsafe fn k4_path_rows<const Q5: bool, const PATH: u8, const VNNI: bool>(
     os: usize,
     (nb, rows, n_x): (usize, usize, usize),
 ) {
-    for r in 0..rows {
+    let mut r0 = 0;
+    if VNNI && PATH != GEMV && n_x >= LANES_NT && rows >= 8 {
+        let mut buf = K4_PACK.take();
+        // SAFETY: caller's contract.
+        r0 = unsafe {
+            lanes_rows::<K4Lanes<Q5, PATH>>(&mut buf, (w, wrb), (x, xrb), out, os, (nb, rows, n_x))
+        };
+        K4_PACK.set(buf);
+    }
+    for r in r0..rows {
         let wr = [w[r * wrb..].as_ptr()];
         let mut t = 0;
         while t + 4 <= n_x {
@@ -1330,7 +1346,16 @@ unsafe fn q6k_rows<const PATH: u8, const VNNI: bool>(
     os: usize,
     (nb, rows, n_x): (usize, usize, usize),
 ) {
-    for r in 0..rows {
+    let mut r0 = 0;
+    if VNNI && PATH == TILED && n_x >= LANES_NT && rows >= 8 {
+        let mut buf = Q6_PACK.take();
+        // SAFETY: caller's contract.
+        r0 = unsafe {
+            lanes_rows::<Q6Lanes>(&mut buf, (w, wrb), (x, xrb), out, os, (nb, rows, n_x))
+        };
+        Q6_PACK.set(buf);
+    }
+    for r in r0..rows {
         let wr = w[r * wrb..].as_ptr();
         let mut t = 0;
         while t + 4 <= n_x {
@@ -1352,5 +1377,489 @@ unsafe fn q6k_rows<const PATH: u8, const VNNI: bool>(
             out[r * os + t] = o;
             t += 1;
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// K-quant batch paths with eight weight rows per vector (VNNI): the rows' blocks repacked once
+// per call so that i32 lane `r` of a vector is weight row `r`.
+// ---------------------------------------------------------------------------------------------
+
+/// Eight weight rows' Q4_K / Q5_K block, repacked for [`k4_lanes_tile`] (lane `r` = row `r`).
+#[repr(C, align(32))]
+#[derive(Clone, Copy)]
+struct K4Pack {
+    /// `q[8g + k]`, lane `r`: row `r`'s unsigned weights `32g + 4k .. 32g + 4k + 4` (four bytes).
+    q: [[u32; 8]; 64],
+    /// `sc[g]`, lane `r`: row `r`'s 6-bit scale of group `g`.
+    sc: [[i32; 8]; 8],
+    /// `mn[g]`, lane `r`: row `r`'s 6-bit min of group `g` in both i16 halves.
+    mn: [[u32; 8]; 8],
+    /// Row `r`'s `d` and `dmin` as f32.
+    d: [f32; 8],
+    dmin: [f32; 8],
+}
+
+impl K4Pack {
+    const ZERO: K4Pack = K4Pack {
+        q: [[0; 8]; 64],
+        sc: [[0; 8]; 8],
+        mn: [[0; 8]; 8],
+        d: [0.0; 8],
+        dmin: [0.0; 8],
+    };
+}
+
+/// Eight weight rows' Q6_K block, repacked for [`q6k_lanes_tile`] (lane `r` = row `r`).
+#[repr(C, align(32))]
+#[derive(Clone, Copy)]
+struct Q6Pack {
+    /// `q[8c + k]`, lane `r`: row `r`'s unsigned 6-bit weights `32c + 4k .. 32c + 4k + 4`.
+    q: [[u32; 8]; 64],
+    /// `sc[g]`, lane `r`: row `r`'s signed scale of 16-element group `g`.
+    sc: [[i32; 8]; 16],
+    /// `scp[p]`, lane `r`: row `r`'s scales `2p` (low i16) and `2p + 1` (high i16).
+    scp: [[u32; 8]; 8],
+    /// Row `r`'s `d` as f32.
+    d: [f32; 8],
+}
+
+impl Q6Pack {
+    const ZERO: Q6Pack = Q6Pack {
+        q: [[0; 8]; 64],
+        sc: [[0; 8]; 16],
+        scp: [[0; 8]; 8],
+        d: [0.0; 8],
+    };
+}
+
+thread_local! {
+    /// [`K4Pack`]s of the current eight rows (`[nb]`), reused across calls on a thread.
+    static K4_PACK: std::cell::RefCell<Vec<K4Pack>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// [`Q6Pack`]s of the current eight rows (`[nb]`), reused across calls on a thread.
+    static Q6_PACK: std::cell::RefCell<Vec<Q6Pack>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Transposes an 8 × 8 matrix of i32: `out[k]` lane `r` = `v[r]` lane `k`.
+///
+/// # Safety
+/// AVX2.
+#[inline(always)]
+unsafe fn transpose8x8(v: [__m256i; 8]) -> [__m256i; 8] {
+    // SAFETY: register-only intrinsics. (No closures here: they would not inherit the
+    // target features and the intrinsics would not be inlined.)
+    unsafe {
+        // t[2h]: [v2h[0] v2h+1[0] v2h[1] v2h+1[1] | [4] [5]], t[2h + 1]: [2] [3] | [6] [7].
+        let mut t = [_mm256_setzero_si256(); 8];
+        for h in 0..4 {
+            t[2 * h] = _mm256_unpacklo_epi32(v[2 * h], v[2 * h + 1]);
+            t[2 * h + 1] = _mm256_unpackhi_epi32(v[2 * h], v[2 * h + 1]);
+        }
+        // u[4q + m]: rows 4q .. 4q + 4, element m (| m + 4).
+        let mut u = [_mm256_setzero_si256(); 8];
+        for q in 0..2 {
+            for m in 0..4 {
+                let (a, b) = (t[4 * q + m / 2], t[4 * q + 2 + m / 2]);
+                u[4 * q + m] = if m % 2 == 0 {
+                    _mm256_unpacklo_epi64(a, b)
+                } else {
+                    _mm256_unpackhi_epi64(a, b)
+                };
+            }
+        }
+        let mut o = [_mm256_setzero_si256(); 8];
+        for k in 0..4 {
+            o[k] = _mm256_permute2x128_si256::<0x20>(u[k], u[4 + k]);
+            o[k + 4] = _mm256_permute2x128_si256::<0x31>(u[k], u[4 + k]);
+        }
+        o
+    }
+}
+
+/// Repacks block `i` of eight Q4_K (`Q5 = false`) or Q5_K rows `w[r]` (pointing at the block)
+/// into `p`: the weights as `scalar::q4k_values` / `q5k_values` lay them out, transposed so
+/// that lane `r` is row `r`; the scales, mins, `d`, `dmin`.
+///
+/// # Safety
+/// Each `w[r]` readable for one block; AVX-512F/BW/VL, AVX2, F16C.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+unsafe fn k4_pack8<const Q5: bool>(w: [*const u8; 8], p: &mut K4Pack) {
+    // SAFETY: loads inside each row's block; stores into `p`.
+    unsafe {
+        let m4 = _mm256_set1_epi8(0x0F);
+        let sixteen = _mm256_set1_epi8(16);
+        let qs_off = if Q5 { 48 } else { 16 };
+        for j in 0..4 {
+            let mut lo = [_mm256_setzero_si256(); 8];
+            let mut hi = [_mm256_setzero_si256(); 8];
+            for r in 0..8 {
+                let q4 = load32(w[r].add(qs_off + 32 * j));
+                lo[r] = _mm256_and_si256(q4, m4);
+                hi[r] = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+                if Q5 {
+                    let qh = load32(w[r].add(16));
+                    let b0 = _mm256_set1_epi8((1u32 << (2 * j)) as u8 as i8);
+                    let b1 = _mm256_set1_epi8((1u32 << (2 * j + 1)) as u8 as i8);
+                    let k0 = _mm256_test_epi8_mask(qh, b0);
+                    let k1 = _mm256_test_epi8_mask(qh, b1);
+                    lo[r] = _mm256_mask_add_epi8(lo[r], k0, lo[r], sixteen);
+                    hi[r] = _mm256_mask_add_epi8(hi[r], k1, hi[r], sixteen);
+                }
+            }
+            let (tl, th) = (transpose8x8(lo), transpose8x8(hi));
+            for k in 0..8 {
+                _mm256_store_si256(p.q[8 * (2 * j) + k].as_mut_ptr().cast(), tl[k]);
+                _mm256_store_si256(p.q[8 * (2 * j + 1) + k].as_mut_ptr().cast(), th[k]);
+            }
+        }
+        for r in 0..8 {
+            let packed: [u8; 12] = w[r].add(4).cast::<[u8; 12]>().read_unaligned();
+            let (sc, mn) = crate::kernels::scalar::k4_scales_mins(&packed);
+            for g in 0..8 {
+                p.sc[g][r] = sc[g] as i32;
+                p.mn[g][r] = mn[g] as u32 * 0x0001_0001;
+            }
+            p.d[r] = f16_at(w[r]);
+            p.dmin[r] = f16_at(w[r].add(2));
+        }
+    }
+}
+
+/// Broadcasts the 4 bytes at `p` to every i32 lane.
+///
+/// # Safety
+/// `p` readable for 4 bytes; AVX.
+#[inline(always)]
+unsafe fn bcast4(p: *const u8) -> __m256i {
+    // SAFETY: caller's contract.
+    unsafe { _mm256_set1_epi32(p.cast::<i32>().read_unaligned()) }
+}
+
+/// Q4_K / Q5_K × Q8_K on the path `PATH` (`GEMM` = `scalar::dot_q4_k_8x8_gemm`, `TILED` =
+/// `scalar::dot_q4_k_tiled` / `dot_q5_k_tiled`) for the eight weight rows repacked in `p`
+/// (`nb` blocks) by `NT` activation rows `x[t]`: `out[t]` lane `r` is row `r` · `x[t]`.
+/// Integer part (exact, any order): per 32-element group `g` and activation row, `vpdpbusd`
+/// of the rows' unsigned weights with the activation's four bytes broadcast (at most
+/// `32 · 31 · 127` per lane), times the group scale (`vpmulld`); the mins
+/// `m[g]·(bsums[2g] + bsums[2g+1])` with one `vpdpwssd` per group. Then per lane the path's
+/// float operations, exactly the scalar ones (`d_w d_x` etc. per lane).
+///
+/// # Safety
+/// Each `x[t]`: `p.len()` Q8_K blocks; the module's features with VNNI.
+#[inline(always)]
+unsafe fn k4_lanes_tile<const PATH: u8, const NT: usize>(
+    p: &[K4Pack],
+    x: [*const u8; NT],
+) -> [__m256; NT] {
+    // SAFETY: block `i` of `x[t]` is bytes `292 i ..`; loads stay inside; `p` is aligned.
+    unsafe {
+        let z = _mm256_setzero_si256();
+        let mut facc = [_mm256_setzero_ps(); NT];
+        let mut macc = [_mm256_setzero_ps(); NT];
+        for (i, pb) in p.iter().enumerate() {
+            let xb: [*const u8; NT] = std::array::from_fn(|t| x[t].add(292 * i));
+            let dw = _mm256_load_ps(pb.d.as_ptr());
+            let dmin = _mm256_load_ps(pb.dmin.as_ptr());
+            let mut tsum = [z; NT];
+            let mut tmin = [z; NT];
+            for sb in 0..4 {
+                let (g0, g1) = (2 * sb, 2 * sb + 1);
+                let mut a0 = [z; NT];
+                let mut a1 = [z; NT];
+                for k in 0..8 {
+                    let w0 = _mm256_load_si256(pb.q[8 * g0 + k].as_ptr().cast());
+                    let w1 = _mm256_load_si256(pb.q[8 * g1 + k].as_ptr().cast());
+                    for t in 0..NT {
+                        let y = xb[t].add(Q8K_QS + 4 * k);
+                        a0[t] = _mm256_dpbusd_epi32(a0[t], w0, bcast4(y.add(32 * g0)));
+                        a1[t] = _mm256_dpbusd_epi32(a1[t], w1, bcast4(y.add(32 * g1)));
+                    }
+                }
+                let s0 = _mm256_load_si256(pb.sc[g0].as_ptr().cast());
+                let s1 = _mm256_load_si256(pb.sc[g1].as_ptr().cast());
+                let m0 = _mm256_load_si256(pb.mn[g0].as_ptr().cast());
+                let m1 = _mm256_load_si256(pb.mn[g1].as_ptr().cast());
+                for t in 0..NT {
+                    let isum = _mm256_add_epi32(
+                        _mm256_mullo_epi32(a0[t], s0),
+                        _mm256_mullo_epi32(a1[t], s1),
+                    );
+                    let bs = xb[t].add(Q8K_BSUMS);
+                    if PATH == GEMM {
+                        let imin = _mm256_dpwssd_epi32(
+                            _mm256_madd_epi16(m0, bcast4(bs.add(4 * g0))),
+                            m1,
+                            bcast4(bs.add(4 * g1)),
+                        );
+                        let dx = _mm256_set1_ps(xb[t].cast::<f32>().read_unaligned());
+                        facc[t] = _mm256_fmadd_ps(
+                            _mm256_cvtepi32_ps(isum),
+                            _mm256_mul_ps(dw, dx),
+                            facc[t],
+                        );
+                        macc[t] = _mm256_fmadd_ps(
+                            _mm256_cvtepi32_ps(imin),
+                            _mm256_mul_ps(dmin, dx),
+                            macc[t],
+                        );
+                    } else {
+                        tsum[t] = _mm256_add_epi32(tsum[t], isum);
+                        tmin[t] = _mm256_dpwssd_epi32(tmin[t], m0, bcast4(bs.add(4 * g0)));
+                        tmin[t] = _mm256_dpwssd_epi32(tmin[t], m1, bcast4(bs.add(4 * g1)));
+                    }
+                }
+            }
+            if PATH == TILED {
+                for t in 0..NT {
+                    let v = _mm256_fnmadd_ps(
+                        dmin,
+                        _mm256_cvtepi32_ps(tmin[t]),
+                        _mm256_mul_ps(_mm256_cvtepi32_ps(tsum[t]), dw),
+                    );
+                    let dx = _mm256_set1_ps(xb[t].cast::<f32>().read_unaligned());
+                    facc[t] = _mm256_fmadd_ps(v, dx, facc[t]);
+                }
+            }
+        }
+        if PATH == GEMM {
+            for t in 0..NT {
+                facc[t] = _mm256_sub_ps(facc[t], macc[t]);
+            }
+        }
+        facc
+    }
+}
+
+/// Stores the eight rows' results of activation rows `t0 ..` (`v[t]` lane `r` = row `r`) at
+/// `out[(r0 + r) * os + t0 + t]`.
+///
+/// # Safety
+/// AVX.
+#[inline(always)]
+unsafe fn store_lanes<const NT: usize>(
+    v: [__m256; NT],
+    out: &mut [f32],
+    os: usize,
+    r0: usize,
+    t0: usize,
+) {
+    for (t, &v) in v.iter().enumerate() {
+        let mut a = [0.0f32; 8];
+        // SAFETY: `a` holds 8 floats; AVX (caller).
+        unsafe { _mm256_storeu_ps(a.as_mut_ptr(), v) };
+        for (r, &v) in a.iter().enumerate() {
+            out[(r0 + r) * os + t0 + t] = v;
+        }
+    }
+}
+
+/// A weight format for [`lanes_rows`]: how eight rows' blocks are repacked and the tile kernel.
+trait Lanes {
+    /// Eight rows' repacked block.
+    type Pack: Copy;
+    /// A zeroed [`Self::Pack`] (to size the buffer).
+    const ZERO: Self::Pack;
+    /// Bytes per weight block.
+    const BS: usize;
+    /// Repacks one block of eight rows (`w[r]` points at row `r`'s block).
+    ///
+    /// # Safety
+    /// Each `w[r]` readable for one block; the module's features.
+    unsafe fn pack(w: [*const u8; 8], p: &mut Self::Pack);
+    /// The eight rows of `p` (all blocks) by `NT` activation rows.
+    ///
+    /// # Safety
+    /// Each `x[t]`: `p.len()` Q8_K blocks; the module's features with VNNI.
+    unsafe fn tile<const NT: usize>(p: &[Self::Pack], x: [*const u8; NT]) -> [__m256; NT];
+}
+
+/// Q4_K (`Q5 = false`) / Q5_K on `PATH` (`GEMM` or `TILED`) for [`lanes_rows`].
+struct K4Lanes<const Q5: bool, const PATH: u8>;
+
+impl<const Q5: bool, const PATH: u8> Lanes for K4Lanes<Q5, PATH> {
+    type Pack = K4Pack;
+    const ZERO: K4Pack = K4Pack::ZERO;
+    const BS: usize = if Q5 { 176 } else { 144 };
+    #[inline(always)]
+    unsafe fn pack(w: [*const u8; 8], p: &mut K4Pack) {
+        // SAFETY: caller's contract.
+        unsafe { k4_pack8::<Q5>(w, p) }
+    }
+    #[inline(always)]
+    unsafe fn tile<const NT: usize>(p: &[K4Pack], x: [*const u8; NT]) -> [__m256; NT] {
+        // SAFETY: caller's contract.
+        unsafe { k4_lanes_tile::<PATH, NT>(p, x) }
+    }
+}
+
+/// Q6_K tiled for [`lanes_rows`].
+struct Q6Lanes;
+
+impl Lanes for Q6Lanes {
+    type Pack = Q6Pack;
+    const ZERO: Q6Pack = Q6Pack::ZERO;
+    const BS: usize = 210;
+    #[inline(always)]
+    unsafe fn pack(w: [*const u8; 8], p: &mut Q6Pack) {
+        // SAFETY: caller's contract.
+        unsafe { q6k_pack8(w, p) }
+    }
+    #[inline(always)]
+    unsafe fn tile<const NT: usize>(p: &[Q6Pack], x: [*const u8; NT]) -> [__m256; NT] {
+        // SAFETY: caller's contract.
+        unsafe { q6k_lanes_tile::<NT>(p, x) }
+    }
+}
+
+/// Activation rows per [`lanes_rows`] tile.
+const LANES_NT: usize = 4;
+
+/// The eight-row lane kernels' driver: rows `0 .. rows − rows % 8` (the caller does the
+/// rest), each eight rows repacked once into `buf` (one [`Lanes::Pack`] per block) and run
+/// against [`LANES_NT`] activation rows at a time (the rest one at a time). Every output is
+/// one lane of `L::tile`, the same bits whatever the tile. Returns the number of rows done.
+///
+/// # Safety
+/// `w` holds `rows` rows of `wrb` bytes, `x` `n_x` rows of `xrb` bytes, each `nb` blocks
+/// (Q8_K on the `x` side); `out` as `check_rows` checks; the module's features with VNNI.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn lanes_rows<L: Lanes>(
+    buf: &mut Vec<L::Pack>,
+    (w, wrb): (&[u8], usize),
+    (x, xrb): (&[u8], usize),
+    out: &mut [f32],
+    os: usize,
+    (nb, rows, n_x): (usize, usize, usize),
+) -> usize {
+    if buf.len() < nb {
+        buf.resize(nb, L::ZERO);
+    }
+    let p = &mut buf[..nb];
+    let mut r0 = 0;
+    while r0 + 8 <= rows {
+        for (i, pb) in p.iter_mut().enumerate() {
+            let wr = std::array::from_fn(|r| w[(r0 + r) * wrb + L::BS * i..].as_ptr());
+            // SAFETY: rows `r0 .. r0 + 8` exist and hold `nb` blocks of `L::BS` bytes.
+            unsafe { L::pack(wr, pb) };
+        }
+        let mut t = 0;
+        while t + LANES_NT <= n_x {
+            let xs = std::array::from_fn(|k| x[(t + k) * xrb..].as_ptr());
+            // SAFETY: activation rows `t .. t + LANES_NT` exist with `nb` blocks each.
+            let o = unsafe { L::tile::<LANES_NT>(p, xs) };
+            // SAFETY: the module's features.
+            unsafe { store_lanes(o, out, os, r0, t) };
+            t += LANES_NT;
+        }
+        while t < n_x {
+            // SAFETY: activation row `t` exists with `nb` blocks.
+            let o = unsafe { L::tile::<1>(p, [x[t * xrb..].as_ptr()]) };
+            // SAFETY: the module's features.
+            unsafe { store_lanes(o, out, os, r0, t) };
+            t += 1;
+        }
+        r0 += 8;
+    }
+    r0
+}
+
+/// Repacks block `i` of eight Q6_K rows `w[r]` (pointing at the block) into `p`: the weights
+/// as [`q6k_decode`] gives them, transposed so that lane `r` is row `r`; scales and `d`.
+///
+/// # Safety
+/// Each `w[r]` readable for one block; AVX-512F/BW/VL, AVX2, F16C.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+unsafe fn q6k_pack8(w: [*const u8; 8], p: &mut Q6Pack) {
+    // SAFETY: loads inside each row's block; stores into `p`.
+    unsafe {
+        // [chunk][row] decoded weights.
+        let mut dec = [[_mm256_setzero_si256(); 8]; 8];
+        for r in 0..8 {
+            let q = q6k_decode(w[r]);
+            for c in 0..8 {
+                dec[c][r] = q[c];
+            }
+        }
+        for c in 0..8 {
+            let tq = transpose8x8(dec[c]);
+            for (k, v) in tq.into_iter().enumerate() {
+                _mm256_store_si256(p.q[8 * c + k].as_mut_ptr().cast(), v);
+            }
+        }
+        for r in 0..8 {
+            let sc: [u8; 16] = w[r].add(192).cast::<[u8; 16]>().read_unaligned();
+            for g in 0..16 {
+                p.sc[g][r] = sc[g] as i8 as i32;
+            }
+            for q in 0..8 {
+                let (a, b) = (
+                    sc[2 * q] as i8 as i16 as u16,
+                    sc[2 * q + 1] as i8 as i16 as u16,
+                );
+                p.scp[q][r] = a as u32 | (b as u32) << 16;
+            }
+            p.d[r] = f16_at(w[r].add(208));
+        }
+    }
+}
+
+/// Q6_K × Q8_K as `scalar::dot_q6_k_tiled` rounds it, for the eight weight rows repacked in
+/// `p` (`nb` blocks) by `NT` activation rows `x[t]`: `out[t]` lane `r` is row `r` · `x[t]`.
+/// Integer part (exact, any order): per 16-element group `g` and activation row, `vpdpbusd` of
+/// the rows' unsigned 6-bit weights with the activation's four bytes broadcast (at most
+/// `16 · 63 · 127`), times the group scale (`vpmulld`), minus `32 · Σ_g sc[g]·bsums[g]`
+/// (`vpdpwssd` per scale pair); then per lane `fma(total · d_w, d_x, acc)`.
+///
+/// # Safety
+/// Each `x[t]`: `p.len()` Q8_K blocks; the module's features with VNNI.
+#[inline(always)]
+unsafe fn q6k_lanes_tile<const NT: usize>(p: &[Q6Pack], x: [*const u8; NT]) -> [__m256; NT] {
+    // SAFETY: block `i` of `x[t]` is bytes `292 i ..`; loads stay inside; `p` is aligned.
+    unsafe {
+        let z = _mm256_setzero_si256();
+        let mut facc = [_mm256_setzero_ps(); NT];
+        for (i, pb) in p.iter().enumerate() {
+            let xb: [*const u8; NT] = std::array::from_fn(|t| x[t].add(292 * i));
+            let mut isum = [z; NT];
+            for c in 0..8 {
+                let mut a0 = [z; NT];
+                let mut a1 = [z; NT];
+                for k in 0..4 {
+                    let w0 = _mm256_load_si256(pb.q[8 * c + k].as_ptr().cast());
+                    let w1 = _mm256_load_si256(pb.q[8 * c + 4 + k].as_ptr().cast());
+                    for t in 0..NT {
+                        let y = xb[t].add(Q8K_QS + 32 * c + 4 * k);
+                        a0[t] = _mm256_dpbusd_epi32(a0[t], w0, bcast4(y));
+                        a1[t] = _mm256_dpbusd_epi32(a1[t], w1, bcast4(y.add(16)));
+                    }
+                }
+                let s0 = _mm256_load_si256(pb.sc[2 * c].as_ptr().cast());
+                let s1 = _mm256_load_si256(pb.sc[2 * c + 1].as_ptr().cast());
+                for t in 0..NT {
+                    let v = _mm256_add_epi32(
+                        _mm256_mullo_epi32(a0[t], s0),
+                        _mm256_mullo_epi32(a1[t], s1),
+                    );
+                    isum[t] = _mm256_add_epi32(isum[t], v);
+                }
+            }
+            let dw = _mm256_load_ps(pb.d.as_ptr());
+            for t in 0..NT {
+                let bs = xb[t].add(Q8K_BSUMS);
+                let mut corr = z;
+                for q in 0..8 {
+                    let s = _mm256_load_si256(pb.scp[q].as_ptr().cast());
+                    corr = _mm256_dpwssd_epi32(corr, s, bcast4(bs.add(4 * q)));
+                }
+                let tot = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(corr, 5));
+                let v = _mm256_mul_ps(_mm256_cvtepi32_ps(tot), dw);
+                let dx = _mm256_set1_ps(xb[t].cast::<f32>().read_unaligned());
+                facc[t] = _mm256_fmadd_ps(v, dx, facc[t]);
+            }
+        }
+        facc
     }
 }
