@@ -93,9 +93,9 @@ const VNNI_TABLE: Kernels = Kernels {
     q8_0: vnni::q8_0,
     q2_k: avx2::AVX2.q2_k,
     q3_k: avx2::AVX2.q3_k,
-    q4_k: avx2::AVX2.q4_k,
+    q4_k: super::avx512_kdot::q4_k,
     q5_k: avx2::AVX2.q5_k,
-    q6_k: vnni::q6_k,
+    q6_k: super::avx512_kdot::q6_k,
     iq4_nl: avx2::AVX2.iq4_nl,
     iq4_xs: avx2::AVX2.iq4_xs,
     quantize_q8_0: avx2::AVX2.quantize_q8_0,
@@ -262,7 +262,6 @@ mod vnni {
         q4_k_gemm: k4_path_rows::<false, GEMM, true>, 144;
         q4_k_tiled: k4_path_rows::<false, TILED, true>, 144;
         q5_k_tiled: k4_path_rows::<true, TILED, true>, 176;
-        q6_k: q6k_rows::<VEC, true>, 210;
         q6_k_tiled: q6k_rows::<TILED, true>, 210;
     }
 }
