@@ -115,6 +115,7 @@ macro_rules! unroll_rows {
 
 mod avx2;
 mod avx512;
+mod avx512_kdot;
 
 /// AVX2 with FMA and F16C (every AVX2 CPU kiln targets has all three).
 fn has_avx2() -> bool {
