@@ -993,8 +993,8 @@ unsafe fn legacy_rows1<F: Legacy, const VNNI: bool, const NR: usize>(
     macro_rules! tiles {
         ($nr:expr) => {{
             let p = per($nr);
-            while r + $nr <= rows {
-                // SAFETY: rows `r .. r + nr` are inside `w` (the loop bound), each `nb` blocks;
+            while rows - r >= $nr {
+                // SAFETY: rows `r .. r + nr` are inside `w` (`r + nr <= rows`), each `nb` blocks;
                 // the prefetch address is only a hint.
                 let o = unsafe {
                     let base = w.as_ptr().add(r * wrb);
