@@ -859,6 +859,24 @@ unsafe fn legacy_rows<F: Legacy, const VNNI: bool>(
 // The 32-element formats × one activation row (the one-token path).
 // ---------------------------------------------------------------------------------------------
 
+/// The two f16 at the start of each of the eight blocks at `p`, `p + stride`, ..., `p + 7
+/// stride` (Q4_1/Q5_1: `d`, `m`; Q8_1: `d`, `s`) as f32: one 4-byte read per block, about 11%
+/// faster for Q4_1 rows than two [`f16x8`] (a `vpgatherdd` measured slower than either).
+///
+/// # Safety
+/// The eight 4-byte fields readable; AVX-512F/VL, F16C.
+#[inline(always)]
+unsafe fn dm_pairs8(p: *const u8, stride: usize) -> (__m256, __m256) {
+    // SAFETY: reads the eight 4-byte fields.
+    unsafe {
+        let rd = |k: usize| p.add(k * stride).cast::<i32>().read_unaligned();
+        let v = _mm256_setr_epi32(rd(0), rd(1), rd(2), rd(3), rd(4), rd(5), rd(6), rd(7));
+        let d = _mm256_cvtph_ps(_mm256_cvtepi32_epi16(v));
+        let m = _mm256_cvtph_ps(_mm256_cvtepi32_epi16(_mm256_srli_epi32(v, 16)));
+        (d, m)
+    }
+}
+
 /// `F` × Q8 for the `NR` weight rows at `w`, `w + wrb`, ... against the one activation row `x`,
 /// `nb` blocks each: exactly [`legacy_tile`]`::<F, VNNI, NR, 1>` (the same operations in the
 /// same order), and in addition, per block, `pf_per` cache lines from `pf` on (consecutive
@@ -894,16 +912,25 @@ unsafe fn legacy_gemv<F: Legacy, const VNNI: bool, const NR: usize>(
         macro_rules! scales8 {
             ($b:expr, $s:expr) => {{
                 let (b, s) = ($b, $s);
-                let dx = f16x8(x.add(xs * b), xs);
+                // Q4_1/Q5_1 (and Q8_1): `d` and `m` (`s`) with one 4-byte read per block.
+                let (dx, sx) = if F::MINS {
+                    dm_pairs8(x.add(xs * b), xs)
+                } else {
+                    (f16x8(x.add(xs * b), xs), _mm256_setzero_ps())
+                };
                 for r in 0..NR {
                     let wk = wr[r].add(ws * b);
-                    _mm256_storeu_ps(dd[r].as_mut_ptr().add(s), _mm256_mul_ps(f16x8(wk, ws), dx));
                     if F::MINS {
-                        _mm256_storeu_ps(mw[r].as_mut_ptr().add(s), f16x8(wk.add(2), ws));
+                        let (dw, m) = dm_pairs8(wk, ws);
+                        _mm256_storeu_ps(dd[r].as_mut_ptr().add(s), _mm256_mul_ps(dw, dx));
+                        _mm256_storeu_ps(mw[r].as_mut_ptr().add(s), m);
+                    } else {
+                        let dw = f16x8(wk, ws);
+                        _mm256_storeu_ps(dd[r].as_mut_ptr().add(s), _mm256_mul_ps(dw, dx));
                     }
                 }
                 if F::MINS {
-                    _mm256_storeu_ps(sxf.as_mut_ptr().add(s), f16x8(x.add(xs * b + 2), xs));
+                    _mm256_storeu_ps(sxf.as_mut_ptr().add(s), sx);
                 }
             }};
         }
