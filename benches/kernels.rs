@@ -148,13 +148,15 @@ fn bench_matvec(c: &mut Criterion) {
     // (cols, rows, types), named in ggml's dims order `ne0 x ne1` = row length x rows, with the
     // types they have in SmolLM2-135M Q4_1 (ffn_up/gate 576x1536, ffn_down 1536x576, output
     // 576x49152) and Gemma-3-270M Q4_K_M (ffn_up/gate 640x2048 Q5_0, ffn_down 2048x640
-    // Q4_K/Q6_K, output 640x262144).
+    // Q4_K/Q6_K, output 640x262144); 640x1024 Q8_0 is the output layer's row length in a
+    // matrix that fits in L2 (the one-token kernel's speed without waiting for memory).
     let shapes: &[(usize, usize, &[GgmlType])] = &[
         (576, 1536, &[GgmlType::Q4_1]),
         (1536, 576, &[GgmlType::Q4_1]),
         (640, 2048, &[GgmlType::Q5_0]),
         (2048, 640, &[GgmlType::Q4_K, GgmlType::Q6_K]),
         (576, 49152, &[GgmlType::Q8_0]),
+        (640, 1024, &[GgmlType::Q8_0]),
         (640, 262144, &[GgmlType::Q8_0]),
     ];
     let pools: Vec<(usize, rayon::ThreadPool)> = [1, 2]

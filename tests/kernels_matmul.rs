@@ -3,6 +3,8 @@
 //! - Every output element equals the table's `vec_dot` of that weight row with that token's
 //!   activations quantized by the same table, bit for bit, for 1, few and many tokens (more
 //!   than one token tile), for every type and every ISA this CPU has.
+//! - One token: the 32-element formats equal the scalar kernels bit for bit for row counts and
+//!   row lengths around the kernels' row groups and block chunks, on 1 and 2 threads.
 //! - The result is bit-identical for any rayon pool size (1..=4 threads).
 //! - Real matrices of both models: matmul agrees with an f64 product of the dequantized
 //!   weights and the dequantized quantized activations within `1e-5 · Σ|w||x|` per output.
@@ -137,6 +139,54 @@ fn exact_types_match_scalar_on_every_path() {
                         bits(&want),
                         "{isa} {t} {rows} rows, {n_tokens} tokens"
                     );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn one_token_row_groups_match_scalar() {
+    // The one-token path hands a chunk of rows to the kernel in one call, which works in groups
+    // of 8 rows, then 4, then 1, and per row in chunks of 16 blocks (7 blocks: below one
+    // scale group of 8; 20: Gemma 3's 640 columns, a chunk and a tail; 37: two chunks and a
+    // tail). Row counts around the groups, on 1 and 2 threads (chunks of 16 or more rows).
+    let mut rng = Rng(13);
+    let scalar = Kernels::for_isa(kernels::Isa::Scalar).unwrap();
+    let pools: Vec<rayon::ThreadPool> = [1, 2]
+        .map(|n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        })
+        .into();
+    let mut scratch = MatMulScratch::new();
+    for t in common::EXACT_TYPES {
+        if t.block_size() != 32 {
+            continue;
+        }
+        for blocks in [7, 20, 37] {
+            let cols = 32 * blocks;
+            for rows in [1, 3, 4, 5, 8, 9, 13, 15, 17, 23, 40, 77] {
+                let data = matrix(t, rows, cols, &mut rng);
+                let w = QMatrix::new(t, rows, cols, &data).unwrap();
+                let x: Vec<f32> = (0..cols).map(|_| rng.f32()).collect();
+                let mut want = vec![f32::NAN; rows];
+                scalar.matmul(&w, &x, 1, &mut want, &mut scratch).unwrap();
+                for isa in kernels::available_isas() {
+                    let k = Kernels::for_isa(isa).unwrap();
+                    for pool in &pools {
+                        let mut out = vec![f32::NAN; rows];
+                        pool.install(|| k.matmul(&w, &x, 1, &mut out, &mut scratch))
+                            .unwrap();
+                        assert_eq!(
+                            bits(&out),
+                            bits(&want),
+                            "{isa} {t} {rows}x{cols}, {} threads",
+                            pool.current_num_threads()
+                        );
+                    }
                 }
             }
         }
