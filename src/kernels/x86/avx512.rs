@@ -16,6 +16,10 @@
 //!   accumulator per pair, exactly the reference's lanes, `fma(lanes, d_w d_x, acc)` per block
 //!   and `hsum8` (Q4_1/Q5_1: plus the `m_w s_x` chain). Offsets (`q − 8`, `q − 16`, and
 //!   `w + 128` for the signed formats with VNNI) are seeded into `vpdpbusd` as `−off Σ y`.
+//!   With VNNI and several activation rows, [`legacy_batch`] instead: 512-bit registers
+//!   holding two activation rows' lanes for one weight row, the weights decoded once per call
+//!   as signed bytes times the activations plus 128 (seed `−128 Σ w`), the scales converted
+//!   once per call and multiplied once per tile.
 //! * Q4_K gemv/gemm/tiled and Q5_K tiled ([`k4_path_tile`]) and Q6_K `vec_dot`/tiled
 //!   ([`q6k_tile`]): one weight row by four activation rows; the paths that only use exact
 //!   block totals sum in any integer order, the `vec_dot` lanes keep the reference's lanes
@@ -802,9 +806,10 @@ unsafe fn legacy_store<F: Legacy, const VNNI: bool, const NR: usize, const NT: u
 }
 
 /// The rows driver of the 32-element formats: one activation row in tiles of 8 weight rows
-/// (then 4, then 1); several in tiles of 4 weight rows by 4 activation rows (the rest of the
-/// activation rows one at a time, the rest of the weight rows one at a time). Every output is
-/// one [`legacy_tile`] lane set, the same bits whatever the tile.
+/// (then 4, then 1); several, with VNNI and rows of at most [`BATCH_NB`] blocks, the batch
+/// kernel [`legacy_batch`]; otherwise tiles of 4 weight rows by 4 activation rows (the rest of
+/// the activation rows one at a time, the rest of the weight rows one at a time). Every output
+/// is the same bits whatever the kernel and tile.
 ///
 /// # Safety
 /// `w` holds `rows` rows of `wrb` bytes, `x` `n_x` rows of `xrb` bytes, each `nb` blocks of
@@ -1111,22 +1116,28 @@ unsafe fn batch_tile<F: Legacy, const TP: usize>(
                 }
             }
         }
-        let deint = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+        // `hsum8` of both pairs of a register at once: lanes `2k` (activation row `t`) and
+        // `2k + 1` (`t + 1`) go through the same tree, `(a_k + a_{k+4})`, then
+        // `(r_0 + r_2) + (r_1 + r_3)`, ending in lanes 0 and 1.
         for r in 0..nr.min(R) {
             let mut m = [0.0f32; 8];
             _mm256_storeu_ps(m.as_mut_ptr(), summs[r]);
             for (p, &a) in acc[r].iter().enumerate() {
-                let v = _mm512_permutexvar_ps(deint, a);
-                let lo = _mm512_castps512_ps256(v);
-                let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-                for (h, t) in [(lo, 2 * p), (hi, 2 * p + 1)] {
-                    if t < tn {
-                        let mut v = avx2::hsum_ps(h);
-                        if F::MINS {
-                            v += m[t];
-                        }
-                        *o.add(r * os + t) = v;
-                    }
+                let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+                let s = _mm256_add_ps(_mm512_castps512_ps256(a), hi);
+                let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+                let mut s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                if F::MINS {
+                    s = _mm_add_ps(
+                        s,
+                        _mm_castsi128_ps(_mm_loadu_si64(m.as_ptr().add(2 * p).cast())),
+                    );
+                }
+                let dst = o.add(r * os + 2 * p);
+                if 2 * p + 1 < tn {
+                    _mm_storeu_si64(dst.cast(), _mm_castps_si128(s));
+                } else {
+                    _mm_store_ss(dst, s);
                 }
             }
         }
