@@ -244,14 +244,17 @@ unsafe fn xor_words_avx2(c: &[u64]) -> u64 {
 }
 
 fn bench_matmul(c: &mut Criterion) {
-    // Prompt processing: `matmul` with 128 tokens at (cols, rows, type) of SmolLM2's ffn_up
-    // and Gemma 3's ffn_down (Q4_K or Q6_K); throughput in multiply-adds (rows x cols x
-    // tokens) per second.
+    // Prompt processing: `matmul` with 128 tokens at (cols, rows, type) of SmolLM2's ffn_up,
+    // Gemma 3's ffn_down (Q4_K or Q6_K), ffn_gate/up (Q5_0) and attn_q (Q8_0 in some layers);
+    // throughput in multiply-adds (rows x cols x tokens) per second.
     const TOKENS: usize = 128;
     let shapes: &[(usize, usize, GgmlType)] = &[
         (576, 1536, GgmlType::Q4_1),
         (2048, 640, GgmlType::Q4_K),
         (2048, 640, GgmlType::Q6_K),
+        (640, 2048, GgmlType::Q5_0),
+        (640, 1024, GgmlType::Q8_0),
+        (640, 1024, GgmlType::Q4_0),
     ];
     let pools: Vec<(usize, rayon::ThreadPool)> = [1, 2]
         .into_iter()

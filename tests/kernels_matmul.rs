@@ -194,6 +194,48 @@ fn one_token_row_groups_match_scalar() {
 }
 
 #[test]
+fn legacy_batch_tiles_and_tails_match_scalar() {
+    // The 32-element formats' batch kernels work in tiles of several weight rows by several
+    // tokens, with buffers sized for a group of tokens and rows of up to 64 blocks: row counts
+    // that are not a multiple of a tile, 2..13 tokens (tile tails), more than one 64-token
+    // tile, and rows of 11, 64 and 65 blocks (the last past the batch kernels' buffers).
+    let mut rng = Rng(23);
+    let scalar = Kernels::for_isa(kernels::Isa::Scalar).unwrap();
+    let mut scratch = MatMulScratch::new();
+    let types = [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::IQ4_NL,
+    ];
+    for t in types {
+        for (rows, cols) in [(23, 352), (5, 2048), (18, 2080)] {
+            let data = matrix(t, rows, cols, &mut rng);
+            let w = QMatrix::new(t, rows, cols, &data).unwrap();
+            for n_tokens in [2, 3, 5, 6, 7, 9, 11, 13, 64, 67, 130] {
+                let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.f32()).collect();
+                let mut want = vec![f32::NAN; n_tokens * rows];
+                scalar
+                    .matmul(&w, &x, n_tokens, &mut want, &mut scratch)
+                    .unwrap();
+                for isa in kernels::available_isas() {
+                    let k = Kernels::for_isa(isa).unwrap();
+                    let mut out = vec![f32::NAN; n_tokens * rows];
+                    k.matmul(&w, &x, n_tokens, &mut out, &mut scratch).unwrap();
+                    assert_eq!(
+                        bits(&out),
+                        bits(&want),
+                        "{isa} {t} {rows}x{cols}, {n_tokens} tokens"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn matmul_is_independent_of_thread_count() {
     let mut rng = Rng(6);
     for t in [GgmlType::Q4_K, GgmlType::Q8_0, GgmlType::F16] {

@@ -3,8 +3,9 @@
 //! `out[t][r] = dot(W row r, quantize(x[t]))`. The activations are quantized once per call into
 //! a reusable [`MatMulScratch`]; the weight rows are split into chunks spread over the current
 //! rayon pool. With several tokens, a chunk is worked through in tiles of 16 weight rows (kept
-//! in L1) by up to 64 tokens (their quantized activations stay in L2), each tile's results
-//! going through a small stack buffer into `out`. Every output element is one call of one
+//! in L1; 64 for the 32-element formats, whose batch kernels prepare per call what each
+//! token's blocks need) by up to 64 tokens (their quantized activations stay in L2), each
+//! tile's results going through a stack buffer into `out`. Every output element is one call of one
 //! kernel (a fixed sequential reduction), so the result is bit-identical for any number of
 //! threads and any chunking.
 
@@ -101,6 +102,10 @@ fn ensure_len<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
 /// rows (kept in L1) with up to `TILE_TOKENS` activation rows (in L2), into a stack buffer.
 const SUB_ROWS: usize = 16;
 const TILE_TOKENS: usize = 64;
+/// `SUB_ROWS` for the 32-element formats: their batch kernels prepare each activation row's
+/// block scales once per call and each weight row's blocks once per call, so more rows per
+/// call share the first (the weight rows are still worked through a few at a time).
+const SUB_ROWS_LEGACY: usize = 64;
 
 /// `out` as a raw pointer that parallel tasks share; each task writes only the elements of its
 /// own rows (see the `SAFETY` comment at the write).
@@ -333,23 +338,30 @@ fn dot_tokens(
         return;
     }
     let optr = OutPtr(out.as_mut_ptr());
+    let sub_rows = if w.dtype.block_size() == 32 {
+        SUB_ROWS_LEGACY
+    } else {
+        SUB_ROWS
+    };
     let work = |ci: usize| {
         let (r0, r1) = (ci * chunk, ((ci + 1) * chunk).min(rows));
-        run_chunk(
-            dot,
-            &w.data[r0 * wrb..r1 * wrb],
-            wrb,
-            acts,
-            arb,
-            n_tokens,
-            |r, t, v| {
-                // SAFETY: `out` has `n_tokens * rows` elements (checked by the caller) and `t <
-                // n_tokens`, `r0 + r < r1 <= rows`; row ranges of different tasks are
-                // disjoint, so every element is written by exactly one task, and nothing
-                // reads `out` until all tasks are done.
-                unsafe { *optr.get().add(t * rows + r0 + r) = v };
-            },
-        );
+        // SAFETY: `out` has `n_tokens * rows` elements (checked by the caller); `run_chunk`
+        // writes only `out[t * rows + r0 + r]` for `t < n_tokens` and `r0 + r < r1 <= rows`;
+        // row ranges of different tasks are disjoint, so every element is written by exactly
+        // one task, and nothing reads `out` until all tasks are done.
+        unsafe {
+            run_chunk(
+                dot,
+                &w.data[r0 * wrb..r1 * wrb],
+                wrb,
+                acts,
+                arb,
+                n_tokens,
+                sub_rows,
+                optr.get().add(r0),
+                rows,
+            )
+        };
     };
     let n_chunks = rows.div_ceil(chunk);
     if parallel {
@@ -412,33 +424,44 @@ fn prefetch_l2(bytes: &[u8]) {
 }
 
 /// One chunk of weight rows (`w`: `[rows][wrb]`) against all `n_tokens` activation rows
-/// (`acts`: `[n_tokens][arb]`), `SUB_ROWS` rows by `TILE_TOKENS` tokens at a time; every result
-/// is handed to `store(row in chunk, token, value)`.
-fn run_chunk(
+/// (`acts`: `[n_tokens][arb]`), `sub_rows` rows by `TILE_TOKENS` tokens at a time; the result
+/// of row `r` of the chunk and token `t` goes to `out[t * out_stride + r]`.
+///
+/// # Safety
+/// `sub_rows <= SUB_ROWS_LEGACY`; `out` is valid for writes at those indices, for every
+/// `r < rows` of `w` and `t < n_tokens`, and nothing else accesses them during the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_chunk(
     dot: DotRowsFn,
     w: &[u8],
     wrb: usize,
     acts: &[u8],
     arb: usize,
     n_tokens: usize,
-    mut store: impl FnMut(usize, usize, f32),
+    sub_rows: usize,
+    out: *mut f32,
+    out_stride: usize,
 ) {
-    // [SUB_ROWS][TILE_TOKENS] results of one tile.
-    let mut tile = [0.0f32; SUB_ROWS * TILE_TOKENS];
-    for (si, wsub) in w.chunks(SUB_ROWS * wrb).enumerate() {
-        let sub_rows = wsub.len() / wrb;
+    // [sub_rows][TILE_TOKENS] results of one tile.
+    let mut tile = [0.0f32; SUB_ROWS_LEGACY * TILE_TOKENS];
+    for (si, wsub) in w.chunks(sub_rows * wrb).enumerate() {
+        let nr = wsub.len() / wrb;
         let mut t0 = 0;
         while t0 < n_tokens {
             let nt = (n_tokens - t0).min(TILE_TOKENS);
             let xs = &acts[t0 * arb..(t0 + nt) * arb];
             // SAFETY: a `Kernels` value exists only for an ISA this CPU supports; `dot` checks
-            // the lengths (`sub_rows` rows, `nt` tokens, stride `nt` in `tile`).
-            unsafe { dot(wsub, wrb, xs, arb, &mut tile[..sub_rows * nt], nt) };
+            // the lengths (`nr` rows, `nt` tokens, stride `nt` in `tile`).
+            unsafe { dot(wsub, wrb, xs, arb, &mut tile[..nr * nt], nt) };
             // Token-major, so that the writes into `out` (`[n_tokens][rows]`) are runs of
-            // `sub_rows` consecutive floats rather than one float per row of `out`.
+            // `nr` consecutive floats rather than one float per row of `out`.
             for t in 0..nt {
-                for r in 0..sub_rows {
-                    store(si * SUB_ROWS + r, t0 + t, tile[r * nt + t]);
+                // SAFETY: row `si * sub_rows + r` of the chunk and token `t0 + t` are in range
+                // (caller's contract).
+                let o = unsafe { out.add((t0 + t) * out_stride + si * sub_rows) };
+                for r in 0..nr {
+                    // SAFETY: as above.
+                    unsafe { *o.add(r) = tile[r * nt + t] };
                 }
             }
             t0 += nt;

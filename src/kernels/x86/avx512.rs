@@ -16,6 +16,10 @@
 //!   accumulator per pair, exactly the reference's lanes, `fma(lanes, d_w d_x, acc)` per block
 //!   and `hsum8` (Q4_1/Q5_1: plus the `m_w s_x` chain). Offsets (`q − 8`, `q − 16`, and
 //!   `w + 128` for the signed formats with VNNI) are seeded into `vpdpbusd` as `−off Σ y`.
+//!   With VNNI and several activation rows, [`legacy_batch`] instead: 512-bit registers
+//!   holding two activation rows' lanes for one weight row, the weights decoded once per call
+//!   as signed bytes times the activations plus 128 (seed `−128 Σ w`), the scales converted
+//!   once per call and multiplied once per tile.
 //! * Q4_K gemv/gemm/tiled and Q5_K tiled ([`k4_path_tile`]) and Q6_K `vec_dot`/tiled
 //!   ([`q6k_tile`]): one weight row by four activation rows; the paths that only use exact
 //!   block totals sum in any integer order, the `vec_dot` lanes keep the reference's lanes
@@ -810,10 +814,11 @@ unsafe fn legacy_store<F: Legacy, const VNNI: bool, const NR: usize, const NT: u
     }
 }
 
-/// The rows driver of the 32-element formats: one activation row with [`legacy_rows1`]
-/// (tiles of 8 weight rows that prefetch the rows ahead); several in tiles of 4 weight rows by 4 activation rows (the rest of the
-/// activation rows one at a time, the rest of the weight rows one at a time). Every output is
-/// one [`legacy_tile`] lane set, the same bits whatever the tile.
+/// The rows driver of the 32-element formats: one activation row with [`legacy_rows1`] (tiles
+/// of 8 weight rows that prefetch the rows ahead); several, with VNNI and rows of at most
+/// [`BATCH_NB`] blocks, the batch kernel [`legacy_batch`]; otherwise tiles of 4 weight rows by
+/// 4 activation rows (the rest of the activation rows one at a time, the rest of the weight
+/// rows one at a time). Every output is the same bits whatever the kernel and tile.
 ///
 /// # Safety
 /// `w` holds `rows` rows of `wrb` bytes, `x` `n_x` rows of `xrb` bytes, each `nb` blocks of
@@ -835,6 +840,10 @@ unsafe fn legacy_rows<F: Legacy, const VNNI: bool>(
         let mut r = 0;
         if n_x == 1 {
             legacy_rows1::<F, VNNI, 8>(w, wrb, x, out, os, (nb, rows));
+            return;
+        }
+        if VNNI && nb <= BATCH_NB {
+            legacy_batch::<F>(w, wrb, x, xrb, out, os, (nb, rows, n_x));
             return;
         }
         while r + 4 <= rows {
@@ -1052,6 +1061,275 @@ unsafe fn legacy_rows1<F: Legacy, const VNNI: bool, const NR: usize>(
     tiles!(NR);
     tiles!(4);
     tiles!(1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The 32-element formats with VNNI, several activation rows: the batch kernel.
+// ---------------------------------------------------------------------------------------------
+
+/// Most blocks per row [`legacy_batch`] takes (the size of its stack buffers); longer rows go
+/// through [`legacy_tile`]'s 4 × 4 tiles.
+const BATCH_NB: usize = 64;
+/// Activation rows per group of [`legacy_batch`] (the scale buffers hold one group).
+const BATCH_TG: usize = 64;
+/// Weight rows per tile of [`legacy_batch`].
+const BATCH_R: usize = 4;
+
+/// `F` × Q8 with VNNI for `rows` weight rows by `n_x ≥ 2` activation rows of `nb ≤ BATCH_NB`
+/// blocks: `out[r os + t]` is exactly `scalar::dot_<format>` of row `r` and activation row `t`,
+/// the same bits as [`legacy_tile`].
+///
+/// The products run in 512-bit registers holding two (row, activation row) pairs: lane `2k`
+/// is lane `k` of activation row `t`, lane `2k + 1` lane `k` of activation row `t + 1`, both
+/// with the same weight row, whose four-byte groups are therefore each stored twice. Tiles of
+/// [`BATCH_R`] weight rows by up to 8 activation rows (four pairs), one accumulator per row and
+/// pair; per block `vpdpbusd`, `vcvtdq2ps` and `fma(lanes, d_w d_x, acc)` with the two scales
+/// as one 64-bit broadcast. Everything that does not depend on both sides is done once:
+/// per group of up to [`BATCH_TG`] activation rows, their `d_x` (and `s_x`) as f32; per tile
+/// row group, the weights decoded, doubled and (formats with an offset) made signed,
+/// `q − OFF`, multiplied with the activations plus 128 (unsigned), the `−128 Σ w` seed of each
+/// lane beside them, `d_w` (and `m_w`) as f32; per tile, the products `d_w d_x` (one f32
+/// multiply per pair, eight activation rows per instruction). Q4_1/Q5_1 (no offset) multiply
+/// their unsigned `q` with the signed activations directly, and run `summs = fma(m_w, s_x,
+/// summs)` with lane `t` for activation row `t`. At the end `hsum8` of each pair's lanes
+/// (+ `summs`).
+///
+/// # Safety
+/// `w` holds `rows` rows of `wrb` bytes, `x` `n_x` rows of `xrb` bytes, each `nb` blocks of
+/// `F`, `2 ≤ n_x`, `nb ≤ BATCH_NB`; `out` holds index `(rows − 1) os + n_x − 1`; AVX-512
+/// F/BW/VL, VNNI, AVX2, FMA, F16C.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn legacy_batch<F: Legacy>(
+    w: &[u8],
+    wrb: usize,
+    x: &[u8],
+    xrb: usize,
+    out: &mut [f32],
+    os: usize,
+    (nb, rows, n_x): (usize, usize, usize),
+) {
+    use std::mem::MaybeUninit;
+    const R: usize = BATCH_R;
+    // Activation scales of a group, `[block][token slot]`; slots past the group's last
+    // activation row (up to the next multiple of 8) repeat it.
+    let mut dx = MaybeUninit::<[f32; BATCH_NB * BATCH_TG]>::uninit();
+    let mut sx = MaybeUninit::<[f32; BATCH_NB * BATCH_TG]>::uninit();
+    // A row group's weights: `[block][row]` doubled bytes, seeds, d_w, m_w.
+    let mut wq = MaybeUninit::<[__m512i; BATCH_NB * R]>::uninit();
+    let mut sd = MaybeUninit::<[__m512i; BATCH_NB * R]>::uninit();
+    let mut dw = MaybeUninit::<[f32; BATCH_NB * R]>::uninit();
+    let mut mw = MaybeUninit::<[f32; BATCH_NB * R]>::uninit();
+    // A tile's `d_w d_x`: `[block][row][token slot 0..8]`.
+    let mut dd = MaybeUninit::<[f32; BATCH_NB * R * 8]>::uninit();
+    let bufs = BatchBufs {
+        dx: dx.as_mut_ptr().cast(),
+        sx: sx.as_mut_ptr().cast(),
+        wq: wq.as_mut_ptr().cast(),
+        sd: sd.as_mut_ptr().cast(),
+        dw: dw.as_mut_ptr().cast(),
+        mw: mw.as_mut_ptr().cast(),
+        dd: dd.as_mut_ptr().cast(),
+    };
+    let xs = F::XS;
+    // SAFETY: every read of a buffer is of an element written before in the same group / row
+    // group / tile (the loops below write blocks `0..nb`, slots `0..gn.next_multiple_of(8)`,
+    // rows `0..R`); weight and activation reads stay inside the rows' blocks (row indices are
+    // clamped to the last real row / activation row); `out` is written only for real rows and
+    // activation rows.
+    unsafe {
+        let mut g0 = 0;
+        while g0 < n_x {
+            let gn = (n_x - g0).min(BATCH_TG);
+            let slots = gn.next_multiple_of(8);
+            for b in 0..nb {
+                for s in 0..slots {
+                    let xb = x.as_ptr().add((g0 + s.min(gn - 1)) * xrb + xs * b);
+                    *bufs.dx.add(b * BATCH_TG + s) = f16_at(xb);
+                    if F::MINS {
+                        *bufs.sx.add(b * BATCH_TG + s) = f16_at(xb.add(2));
+                    }
+                }
+            }
+            let mut r0 = 0;
+            while r0 < rows {
+                let wp: [*const u8; R] =
+                    std::array::from_fn(|r| w.as_ptr().add((r0 + r).min(rows - 1) * wrb));
+                batch_weights::<F>(wp, nb, bufs);
+                let mut t0 = 0;
+                while t0 < gn {
+                    let tn = (gn - t0).min(8);
+                    let xp = |i: usize| x.as_ptr().add((g0 + (t0 + i).min(gn - 1)) * xrb);
+                    let o = out.as_mut_ptr().add(r0 * os + g0 + t0);
+                    let (nr, sl) = ((rows - r0).min(R), (t0, tn));
+                    match tn.div_ceil(2) {
+                        1 => batch_tile::<F, 1>(std::array::from_fn(xp), nb, bufs, sl, o, os, nr),
+                        2 => batch_tile::<F, 2>(std::array::from_fn(xp), nb, bufs, sl, o, os, nr),
+                        3 => batch_tile::<F, 3>(std::array::from_fn(xp), nb, bufs, sl, o, os, nr),
+                        _ => batch_tile::<F, 4>(std::array::from_fn(xp), nb, bufs, sl, o, os, nr),
+                    }
+                    t0 += tn;
+                }
+                r0 += R;
+            }
+            g0 += gn;
+        }
+    }
+}
+
+/// [`legacy_batch`]'s stack buffers (raw pointers: parts are written and read piecewise).
+#[derive(Clone, Copy)]
+struct BatchBufs {
+    dx: *mut f32,
+    sx: *mut f32,
+    wq: *mut __m512i,
+    sd: *mut __m512i,
+    dw: *mut f32,
+    mw: *mut f32,
+    dd: *mut f32,
+}
+
+/// A row group's weights into `bufs` (see [`legacy_batch`]): per block and row the 32 weight
+/// bytes with each four-byte group doubled (signed `q − OFF`, or the unsigned `q` when the
+/// format has no offset), the seeds `−128 Σ w` of the lanes (formats with an offset), `d_w` and
+/// `m_w`.
+///
+/// # Safety
+/// Each `wp[r]` holds `nb ≤ BATCH_NB` blocks of `F`; `bufs` as [`legacy_batch`] makes them;
+/// [`legacy_batch`]'s features.
+#[inline(always)]
+unsafe fn batch_weights<F: Legacy>(wp: [*const u8; BATCH_R], nb: usize, bufs: BatchBufs) {
+    // SAFETY: caller's contract; indices `b R + r < BATCH_NB R`.
+    unsafe {
+        let dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+        let z = _mm512_setzero_si512();
+        for b in 0..nb {
+            for (r, &p) in wp.iter().enumerate() {
+                let wb = p.add(F::WS * b);
+                let q = F::quants::<false>(wb);
+                let q = if F::OFF == 0 || F::SIGNED {
+                    q
+                } else {
+                    _mm256_sub_epi8(q, _mm256_set1_epi8(F::OFF as i8))
+                };
+                let q = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(q));
+                let i = b * BATCH_R + r;
+                _mm512_storeu_si512(bufs.wq.add(i).cast(), q);
+                if F::OFF != 0 {
+                    let s = _mm512_dpbusd_epi32(z, _mm512_set1_epi8(-128), q);
+                    _mm512_storeu_si512(bufs.sd.add(i).cast(), _mm512_sub_epi32(z, s));
+                }
+                *bufs.dw.add(i) = f16_at(wb);
+                if F::MINS {
+                    *bufs.mw.add(i) = f16_at(wb.add(2));
+                }
+            }
+        }
+    }
+}
+
+/// One tile of [`legacy_batch`]: the prepared row group (`bufs`) by activation rows `xp`
+/// (`2 TP` rows, the last ones possibly repeats), tile slots `t0 .. t0 + tn` of the group;
+/// writes `o[r os + t]` for `r < nr`, `t < tn`.
+///
+/// # Safety
+/// As [`legacy_batch`]: `xp[i]` hold `nb` activation blocks, `bufs` prepared for the row
+/// group and the group's scales, `t0 + 8 ≤ BATCH_TG`, `o` writable at those indices.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn batch_tile<F: Legacy, const TP: usize>(
+    xp: [*const u8; 8],
+    nb: usize,
+    bufs: BatchBufs,
+    (t0, tn): (usize, usize),
+    o: *mut f32,
+    os: usize,
+    nr: usize,
+) {
+    const R: usize = BATCH_R;
+    // SAFETY: caller's contract.
+    unsafe {
+        let xs = F::XS;
+        let yo = if F::MINS { 4 } else { 2 };
+        // d_w d_x for the tile's eight slots.
+        for b in 0..nb {
+            let dxv = _mm256_loadu_ps(bufs.dx.add(b * BATCH_TG + t0));
+            for r in 0..R {
+                let i = b * R + r;
+                let v = _mm256_mul_ps(_mm256_set1_ps(*bufs.dw.add(i)), dxv);
+                _mm256_storeu_ps(bufs.dd.add(i * 8), v);
+            }
+        }
+        let pair = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let z = _mm512_setzero_si512();
+        let mut acc = [[_mm512_setzero_ps(); TP]; R];
+        let mut summs = [_mm256_setzero_ps(); R];
+        for b in 0..nb {
+            let y: [__m512i; TP] = std::array::from_fn(|p| {
+                let ya = load32(xp[2 * p].add(xs * b + yo));
+                let yb = load32(xp[2 * p + 1].add(xs * b + yo));
+                let v = _mm512_permutex2var_epi32(
+                    _mm512_castsi256_si512(ya),
+                    pair,
+                    _mm512_castsi256_si512(yb),
+                );
+                if F::OFF == 0 {
+                    v
+                } else {
+                    _mm512_xor_si512(v, _mm512_set1_epi8(-128))
+                }
+            });
+            for r in 0..R {
+                let i = b * R + r;
+                let q = _mm512_loadu_si512(bufs.wq.add(i).cast());
+                let s = if F::OFF == 0 {
+                    z
+                } else {
+                    _mm512_loadu_si512(bufs.sd.add(i).cast())
+                };
+                for p in 0..TP {
+                    let l = if F::OFF == 0 {
+                        _mm512_dpbusd_epi32(z, q, y[p])
+                    } else {
+                        _mm512_dpbusd_epi32(s, y[p], q)
+                    };
+                    let d = bufs.dd.add(i * 8 + 2 * p).cast::<i64>().read_unaligned();
+                    let d = _mm512_castsi512_ps(_mm512_set1_epi64(d));
+                    acc[r][p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(l), d, acc[r][p]);
+                }
+                if F::MINS {
+                    let sv = _mm256_loadu_ps(bufs.sx.add(b * BATCH_TG + t0));
+                    let m = _mm256_set1_ps(*bufs.mw.add(i));
+                    summs[r] = _mm256_fmadd_ps(m, sv, summs[r]);
+                }
+            }
+        }
+        // `hsum8` of both pairs of a register at once: lanes `2k` (activation row `t`) and
+        // `2k + 1` (`t + 1`) go through the same tree, `(a_k + a_{k+4})`, then
+        // `(r_0 + r_2) + (r_1 + r_3)`, ending in lanes 0 and 1.
+        for r in 0..nr.min(R) {
+            let mut m = [0.0f32; 8];
+            _mm256_storeu_ps(m.as_mut_ptr(), summs[r]);
+            for (p, &a) in acc[r].iter().enumerate() {
+                let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+                let s = _mm256_add_ps(_mm512_castps512_ps256(a), hi);
+                let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+                let mut s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                if F::MINS {
+                    s = _mm_add_ps(
+                        s,
+                        _mm_castsi128_ps(_mm_loadu_si64(m.as_ptr().add(2 * p).cast())),
+                    );
+                }
+                let dst = o.add(r * os + 2 * p);
+                if 2 * p + 1 < tn {
+                    _mm_storeu_si64(dst.cast(), _mm_castps_si128(s));
+                } else {
+                    _mm_store_ss(dst, s);
+                }
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
