@@ -359,13 +359,16 @@ impl Session {
 ///
 /// The pool in use is timed on every step (an exponential average; the very first step, which
 /// pays for cold caches, is not counted); the other one is tried for one step after `every`
-/// steps. A try that is clearly faster (by [`Adapt::MARGIN`]) is confirmed by a second try on
+/// steps. A try that is faster (the session pool by [`Adapt::MARGIN`], the one-thread pool at
+/// all: when two threads gain little, one thread is the choice that cannot collapse when
+/// another process takes a core) is confirmed by a second try on
 /// the next step, and only two wins in a row switch pools (one lucky step of a pool sharing
 /// its cores with another process must not move the session onto it); after a switch the
-/// other pool is tried again soon. A try that loses doubles the interval up to
-/// [`Adapt::MAX_EVERY`], so in a steady state almost every step runs on the better pool. A
-/// step more than twice as slow as the average (another process took a core) brings the next
-/// try forward.
+/// other pool is tried again soon. A try that loses multiplies the interval by
+/// [`Adapt::BACKOFF`] up to [`Adapt::MAX_EVERY`], so in a steady state almost every step runs
+/// on the better pool. A step more than twice as slow as the average (another process took a
+/// core) brings the next try forward, except right after a try (the other pool's workers may
+/// still be spinning then).
 struct Adapt {
     single: rayon::ThreadPool,
     /// Average seconds per step: `[session pool, one-thread pool]` (0: not measured yet).
@@ -386,8 +389,13 @@ impl Adapt {
     const FIRST_TRY: u32 = 2;
     const FIRST_EVERY: u32 = 16;
     const MAX_EVERY: u32 = 256;
+    /// A lost try multiplies the interval by this: a try of a pool that shares its cores with
+    /// another process can cost several steps, so they must become rare quickly.
+    const BACKOFF: u32 = 4;
     /// The other pool must be this much faster (time ratio) to be chosen.
     const MARGIN: f64 = 0.85;
+    /// Time ratio the one-thread pool must beat to be chosen.
+    const MARGIN_SINGLE: f64 = 1.0;
 
     fn new(single: rayon::ThreadPool) -> Adapt {
         Adapt {
@@ -419,7 +427,12 @@ impl Adapt {
             self.since = 0;
             let e = &mut self.est[used];
             *e = if *e == 0.0 { secs } else { 0.5 * (*e + secs) };
-            let wins = secs < self.est[cur] * Self::MARGIN;
+            let margin = if single {
+                Self::MARGIN_SINGLE
+            } else {
+                Self::MARGIN
+            };
+            let wins = secs < self.est[cur] * margin;
             if wins && !self.confirm {
                 self.confirm = true;
             } else if wins {
@@ -429,7 +442,7 @@ impl Adapt {
                 self.every = Self::FIRST_EVERY;
             } else {
                 self.confirm = false;
-                self.every = (self.every * 2).min(Self::MAX_EVERY);
+                self.every = (self.every * Self::BACKOFF).min(Self::MAX_EVERY);
             }
             return;
         }
@@ -437,6 +450,11 @@ impl Adapt {
         let e = &mut self.est[used];
         if *e == 0.0 {
             *e = secs;
+            return;
+        }
+        if self.since == 1 && secs > *e {
+            // The step right after a try can be slowed by the other pool's workers, still
+            // spinning before they sleep: not a sign that this pool got slower.
             return;
         }
         if secs > 2.0 * *e {
@@ -831,22 +849,27 @@ mod tests {
         for _ in 0..every {
             a.record(true, 0.005);
         }
-        // The session pool is tried again, is slower: the interval doubles.
+        // The session pool is tried again, is slower: the interval grows.
         assert!(!a.use_single());
         a.record(false, 0.0055);
         assert!(a.single_now);
-        assert_eq!(a.every, 2 * every);
+        assert_eq!(a.every, Adapt::BACKOFF * every);
+        // A slow step right after a try (the other pool's workers still spinning) is ignored.
+        a.record(true, 0.02);
+        assert!(a.use_single());
+        assert_eq!(a.est[1], 0.005);
         for _ in 0..3 {
             assert!(a.use_single());
             a.record(true, 0.005);
         }
-        // A step twice as slow as usual brings the next try forward.
+        // Later, a step twice as slow as usual brings the next try forward.
         a.record(true, 0.02);
         assert!(!a.use_single());
         // Not faster by the margin (the slow step raised the average to 8.75 ms): stay.
         a.record(false, 0.008);
         assert!(a.single_now);
-        assert_eq!(a.every, (4 * every).min(Adapt::MAX_EVERY));
+        let every = (Adapt::BACKOFF * Adapt::BACKOFF * every).min(Adapt::MAX_EVERY);
+        assert_eq!(a.every, every);
         // One lucky step of the other pool is not enough: the confirming try loses.
         for _ in 0..a.every {
             a.record(true, 0.005);
@@ -856,7 +879,7 @@ mod tests {
         assert!(a.single_now && !a.use_single());
         a.record(false, 0.009);
         assert!(a.single_now && a.use_single());
-        assert_eq!(a.every, (8 * every).min(Adapt::MAX_EVERY));
+        assert_eq!(a.every, (Adapt::BACKOFF * every).min(Adapt::MAX_EVERY));
     }
 
     #[test]
