@@ -151,6 +151,8 @@ fn one_token_row_groups_match_scalar() {
     // of 8 rows, then 4, then 1, and per row in chunks of 16 blocks (7 blocks: below one
     // scale group of 8; 20: Gemma 3's 640 columns, a chunk and a tail; 37: two chunks and a
     // tail). Row counts around the groups, on 1 and 2 threads (chunks of 16 or more rows).
+    // 981 rows on one thread: chunks of 248 rows, the last one of 237 (8-row groups, then 4,
+    // then 1, in a call long enough for the prefetches to run ahead).
     let mut rng = Rng(13);
     let scalar = Kernels::for_isa(kernels::Isa::Scalar).unwrap();
     let pools: Vec<rayon::ThreadPool> = [1, 2]
@@ -166,9 +168,13 @@ fn one_token_row_groups_match_scalar() {
         if t.block_size() != 32 {
             continue;
         }
-        for blocks in [7, 20, 37] {
+        for (blocks, rows) in [7, 20, 37]
+            .into_iter()
+            .flat_map(|b| [1, 3, 4, 5, 8, 9, 13, 15, 17, 23, 40, 77].map(|r| (b, r)))
+            .chain([(37, 981)])
+        {
             let cols = 32 * blocks;
-            for rows in [1, 3, 4, 5, 8, 9, 13, 15, 17, 23, 40, 77] {
+            {
                 let data = matrix(t, rows, cols, &mut rng);
                 let w = QMatrix::new(t, rows, cols, &data).unwrap();
                 let x: Vec<f32> = (0..cols).map(|_| rng.f32()).collect();
