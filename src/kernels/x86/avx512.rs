@@ -291,7 +291,7 @@ mod vnni {
 /// # Safety
 /// `p` readable for 64 bytes; AVX-512F.
 #[inline(always)]
-unsafe fn load64(p: *const u8) -> __m512i {
+pub(super) unsafe fn load64(p: *const u8) -> __m512i {
     // SAFETY: caller's contract; unaligned load.
     unsafe { _mm512_loadu_si512(p.cast()) }
 }
@@ -301,7 +301,7 @@ unsafe fn load64(p: *const u8) -> __m512i {
 /// # Safety
 /// `p` readable for 32 bytes; AVX.
 #[inline(always)]
-unsafe fn load32(p: *const u8) -> __m256i {
+pub(super) unsafe fn load32(p: *const u8) -> __m256i {
     // SAFETY: caller's contract; unaligned load.
     unsafe { _mm256_loadu_si256(p.cast()) }
 }
@@ -1337,8 +1337,8 @@ unsafe fn batch_tile<F: Legacy, const TP: usize>(
 // ---------------------------------------------------------------------------------------------
 
 /// Byte offsets in a Q8_K block.
-const Q8K_QS: usize = 4;
-const Q8K_BSUMS: usize = 260;
+pub(super) const Q8K_QS: usize = 4;
+pub(super) const Q8K_BSUMS: usize = 260;
 
 /// Which of llama.cpp's batch code paths a Q4_K / Q5_K path kernel rounds like.
 const GEMV: u8 = 0;

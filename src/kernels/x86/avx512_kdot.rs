@@ -26,35 +26,11 @@
 use std::arch::x86_64::*;
 
 use super::avx2;
+use super::avx512::{Q8K_BSUMS, Q8K_QS, load32, load64};
 
 group_rows_fns! {
     features = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c";
     q4_k: dot_q4_k_rows, 144, 292, group = 4;
-}
-
-/// Offset of the quants in a Q8_K block (292 bytes: d 0, qs 4, bsums 260).
-const Q8K_QS: usize = 4;
-/// Offset of the 16 i16 sums of 16 activations in a Q8_K block.
-const Q8K_BSUMS: usize = 260;
-
-/// Loads 64 bytes.
-///
-/// # Safety
-/// `p` readable for 64 bytes; AVX-512F.
-#[inline(always)]
-unsafe fn load64(p: *const u8) -> __m512i {
-    // SAFETY: caller's contract; unaligned load.
-    unsafe { _mm512_loadu_si512(p.cast()) }
-}
-
-/// Loads 32 bytes.
-///
-/// # Safety
-/// `p` readable for 32 bytes; AVX.
-#[inline(always)]
-unsafe fn load32(p: *const u8) -> __m256i {
-    // SAFETY: caller's contract; unaligned load.
-    unsafe { _mm256_loadu_si256(p.cast()) }
 }
 
 /// Reads a little-endian u32 at any alignment.
