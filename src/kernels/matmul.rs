@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use super::{DotRowsFn, Isa, Kernels, row_bytes, try_vec_dot_type};
+use super::{DotRowsFn, Kernels, row_bytes, try_vec_dot_type};
 use crate::dtype::GgmlType;
 use crate::quant::QuantError;
 
@@ -210,7 +210,7 @@ impl Kernels {
                 .dot_for(w.dtype, path)
                 .ok_or(QuantError::Unsupported { dtype: w.dtype })?;
             dot_tokens(
-                (dot, self.prefetches_rows(w.dtype, path)),
+                (dot, self.stream_for(w.dtype, path)),
                 w,
                 wrb,
                 &acts[range.start * arb..range.end * arb],
@@ -222,14 +222,18 @@ impl Kernels {
         Ok(())
     }
 
-    /// Whether the kernel for weights `dtype` on `path` prefetches, for one activation row, the
-    /// rows after those it is given (see `matvec_chunk`): the AVX-512 kernels of the 32-element
-    /// formats do.
-    fn prefetches_rows(&self, dtype: GgmlType, path: Path) -> bool {
-        use GgmlType::*;
-        matches!(self.isa, Isa::Avx512 | Isa::Avx512Vnni)
-            && path == Path::VecDot
-            && matches!(dtype, Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0)
+    /// The streaming one-token kernel for weights `dtype` on `path` (`StreamKernels`), if the
+    /// table has one: it prefetches the rows ahead of itself, so it is given a whole chunk.
+    fn stream_for(&self, dtype: GgmlType, path: Path) -> Option<DotRowsFn> {
+        let s = self.stream.as_ref().filter(|_| path == Path::VecDot)?;
+        Some(match dtype {
+            GgmlType::Q4_0 => s.q4_0,
+            GgmlType::Q4_1 => s.q4_1,
+            GgmlType::Q5_0 => s.q5_0,
+            GgmlType::Q5_1 => s.q5_1,
+            GgmlType::Q8_0 => s.q8_0,
+            _ => return None,
+        })
     }
 
     /// The dot kernel for weights `dtype` on `path`: the table's per-path kernel where the
@@ -304,10 +308,10 @@ impl Path {
 /// `out[t][r] = dot(W row r, acts[t])` for `n_tokens` activation rows (`acts`:
 /// `[n_tokens][arb]`, `out`: `[n_tokens][w.rows]`), rows split in chunks over the current rayon
 /// pool; each element is one kernel call, so the result does not depend on the chunking. With
-/// one token, a chunk is one call of `dot` when `prefetches` (the kernel prefetches the rows
+/// one token, a chunk is one call of `stream` when the table has one (the kernel prefetches the rows
 /// ahead itself), else [`matvec_chunk`].
 fn dot_tokens(
-    (dot, prefetches): (DotRowsFn, bool),
+    (dot, stream): (DotRowsFn, Option<DotRowsFn>),
     w: &QMatrix<'_>,
     wrb: usize,
     acts: &[u8],
@@ -322,10 +326,10 @@ fn dot_tokens(
     if n_tokens == 1 {
         let work = |(i, o): (usize, &mut [f32])| {
             let wr = &w.data[i * chunk * wrb..][..o.len() * wrb];
-            if prefetches {
-                // SAFETY: a `Kernels` value exists only for an ISA this CPU supports; `dot`
+            if let Some(stream) = stream {
+                // SAFETY: a `Kernels` value exists only for an ISA this CPU supports; `stream`
                 // checks the lengths.
-                unsafe { dot(wr, wrb, acts, arb, o, 1) };
+                unsafe { stream(wr, wrb, acts, arb, o, 1) };
             } else {
                 matvec_chunk(dot, wr, wrb, acts, arb, o);
             }

@@ -161,6 +161,21 @@ pub struct Kernels {
     pub(crate) to_bf16: ConvertFn,
     /// The kernels of the matrix-product code paths that round differently from `vec_dot`.
     pub(crate) paths: PathKernels,
+    /// One-token kernels for matrices streamed from memory, where the table has them.
+    pub(crate) stream: Option<StreamKernels>,
+}
+
+/// One activation row against a run of rows read from memory rather than cache: the same
+/// results as the type's `vec_dot` rows kernel, but the kernel prefetches the rows ahead of
+/// itself, which the rows kernel does not (for rows already in cache the prefetches cost ~20%).
+/// `matmul`'s one-token path hands such a kernel a whole chunk of rows per call.
+#[derive(Clone, Copy)]
+pub(crate) struct StreamKernels {
+    pub(crate) q4_0: DotRowsFn,
+    pub(crate) q4_1: DotRowsFn,
+    pub(crate) q5_0: DotRowsFn,
+    pub(crate) q5_1: DotRowsFn,
+    pub(crate) q8_0: DotRowsFn,
 }
 
 /// Dot kernels for the code paths of llama.cpp's matrix product whose rounding differs from
@@ -216,6 +231,7 @@ static SCALAR: Kernels = Kernels {
     quantize_q8_k: scalar_convert::q8_k,
     to_f16: scalar_convert::f16,
     to_bf16: scalar_convert::bf16,
+    stream: None,
     paths: SCALAR_PATHS,
 };
 

@@ -52,6 +52,7 @@ pub(in crate::kernels) static NEON: Kernels = Kernels {
     quantize_q8_k: convert::quantize_q8_k_neon,
     to_f16: convert::to_f16_neon,
     to_bf16: convert::to_bf16_neon,
+    stream: None,
     paths: crate::kernels::PathKernels {
         q4_k_gemv: rows::dot_q4_k_gemv_neon,
         q4_k_gemm: rows::dot_q4_k_gemm_neon,

@@ -47,6 +47,7 @@ pub(in crate::kernels) static AVX2: Kernels = Kernels {
     quantize_q8_k: convert::q8_k,
     to_f16: convert::f16,
     to_bf16: convert::bf16,
+    stream: None,
     paths: crate::kernels::PathKernels {
         q4_k_gemv: rows::q4_k_gemv,
         q4_k_gemm: rows::q4_k_gemm,

@@ -75,6 +75,13 @@ pub(in crate::kernels) static AVX512: Kernels = Kernels {
     quantize_q8_k: avx2::AVX2.quantize_q8_k,
     to_f16: avx2::AVX2.to_f16,
     to_bf16: avx2::AVX2.to_bf16,
+    stream: Some(crate::kernels::StreamKernels {
+        q4_0: plain::q4_0_stream,
+        q4_1: plain::q4_1_stream,
+        q5_0: plain::q5_0_stream,
+        q5_1: plain::q5_1_stream,
+        q8_0: plain::q8_0_stream,
+    }),
     paths: crate::kernels::PathKernels {
         // Without VNNI, the one-token gemv measured no faster than the AVX2 one.
         q4_k_gemv: avx2::AVX2.paths.q4_k_gemv,
@@ -116,6 +123,13 @@ const VNNI_TABLE: Kernels = Kernels {
     quantize_q8_k: avx2::AVX2.quantize_q8_k,
     to_f16: avx2::AVX2.to_f16,
     to_bf16: avx2::AVX2.to_bf16,
+    stream: Some(crate::kernels::StreamKernels {
+        q4_0: vnni::q4_0_stream,
+        q4_1: vnni::q4_1_stream,
+        q5_0: vnni::q5_0_stream,
+        q5_1: vnni::q5_1_stream,
+        q8_0: vnni::q8_0_stream,
+    }),
     paths: crate::kernels::PathKernels {
         q4_k_gemv: vnni::q4_k_gemv,
         q4_k_gemm: vnni::q4_k_gemm,
@@ -130,6 +144,14 @@ const VNNI_TABLE: Kernels = Kernels {
 /// [`legacy_rows`] driver for format `$fmt`, compiled with `$feat`.
 macro_rules! legacy_fns {
     (features = $feat:literal, vnni = $vnni:literal;
+     $($name:ident: $fmt:ty;)*) => {
+        legacy_fns!(@with legacy_rows, $feat, $vnni; $($name: $fmt;)*);
+    };
+    (stream, features = $feat:literal, vnni = $vnni:literal;
+     $($name:ident: $fmt:ty;)*) => {
+        legacy_fns!(@with legacy_stream_rows, $feat, $vnni; $($name: $fmt;)*);
+    };
+    (@with $drive:ident, $feat:literal, $vnni:literal;
      $($name:ident: $fmt:ty;)*) => {$(
         /// Dot kernel over rows (see `DotRowsFn`).
         ///
@@ -159,7 +181,7 @@ macro_rules! legacy_fns {
                 dims: (usize, usize, usize),
             ) {
                 // SAFETY: caller's contract (lengths checked, features on).
-                unsafe { legacy_rows::<$fmt, $vnni>(w, wrb, x, xrb, out, os, dims) }
+                unsafe { $drive::<$fmt, $vnni>(w, wrb, x, xrb, out, os, dims) }
             }
             let dims = crate::kernels::check_rows(
                 w,
@@ -236,6 +258,14 @@ mod plain {
         bf16: dot_bf16, 2, 2;
     }
     legacy_fns! {
+        stream, features = "avx512f,avx512bw,avx512vl,avx2,fma,f16c", vnni = false;
+        q4_0_stream: Q4_0;
+        q4_1_stream: Q4_1;
+        q5_0_stream: Q5_0;
+        q5_1_stream: Q5_1;
+        q8_0_stream: Q8_0;
+    }
+    legacy_fns! {
         features = "avx512f,avx512bw,avx512vl,avx2,fma,f16c", vnni = false;
         q4_0: Q4_0;
         q4_1: Q4_1;
@@ -259,6 +289,14 @@ mod vnni {
         features = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c";
         f32: dot_f32, 4, 4;
         bf16: dot_bf16, 2, 2;
+    }
+    legacy_fns! {
+        stream, features = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", vnni = true;
+        q4_0_stream: Q4_0;
+        q4_1_stream: Q4_1;
+        q5_0_stream: Q5_0;
+        q5_1_stream: Q5_1;
+        q8_0_stream: Q8_0;
     }
     legacy_fns! {
         features = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", vnni = true;
@@ -814,8 +852,9 @@ unsafe fn legacy_store<F: Legacy, const VNNI: bool, const NR: usize, const NT: u
     }
 }
 
-/// The rows driver of the 32-element formats: one activation row with [`legacy_rows1`] (tiles
-/// of 8 weight rows that prefetch the rows ahead); several, with VNNI and rows of at most
+/// The rows driver of the 32-element formats: one activation row in [`legacy_tile`]s of 8
+/// weight rows (then 4, then 1; rows streamed from memory go to [`legacy_stream_rows`]
+/// instead, through `StreamKernels`); several, with VNNI and rows of at most
 /// [`BATCH_NB`] blocks, the batch kernel [`legacy_batch`]; otherwise tiles of 4 weight rows by
 /// 4 activation rows (the rest of the activation rows one at a time, the rest of the weight
 /// rows one at a time). Every output is the same bits whatever the kernel and tile.
@@ -839,7 +878,18 @@ unsafe fn legacy_rows<F: Legacy, const VNNI: bool>(
     unsafe {
         let mut r = 0;
         if n_x == 1 {
-            legacy_rows1::<F, VNNI, 8>(w, wrb, x, out, os, (nb, rows));
+            while r + 8 <= rows {
+                legacy_store::<F, VNNI, 8, 1>(w, wrb, x, xrb, out, os, (r, 0, nb));
+                r += 8;
+            }
+            while r + 4 <= rows {
+                legacy_store::<F, VNNI, 4, 1>(w, wrb, x, xrb, out, os, (r, 0, nb));
+                r += 4;
+            }
+            while r < rows {
+                legacy_store::<F, VNNI, 1, 1>(w, wrb, x, xrb, out, os, (r, 0, nb));
+                r += 1;
+            }
             return;
         }
         if VNNI && nb <= BATCH_NB {
@@ -1061,6 +1111,32 @@ unsafe fn legacy_rows1<F: Legacy, const VNNI: bool, const NR: usize>(
     tiles!(NR);
     tiles!(4);
     tiles!(1);
+}
+
+/// The rows driver of the streaming kernels (`StreamKernels`): one activation row with
+/// [`legacy_rows1`]; several (not a call `matmul` makes) with [`legacy_rows`].
+///
+/// # Safety
+/// As [`legacy_rows`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn legacy_stream_rows<F: Legacy, const VNNI: bool>(
+    w: &[u8],
+    wrb: usize,
+    x: &[u8],
+    xrb: usize,
+    out: &mut [f32],
+    os: usize,
+    (nb, rows, n_x): (usize, usize, usize),
+) {
+    // SAFETY: caller's contract, which is what both drivers need.
+    unsafe {
+        if n_x == 1 {
+            legacy_rows1::<F, VNNI, 8>(w, wrb, x, out, os, (nb, rows));
+        } else {
+            legacy_rows::<F, VNNI>(w, wrb, x, xrb, out, os, (nb, rows, n_x));
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
