@@ -582,8 +582,9 @@ unsafe fn scatter_scalar(
 unsafe fn scatter_avx2(tile: &[f32], nr: usize, nt: usize, out: *mut f32, out_stride: usize) {
     use std::arch::x86_64::*;
     let (nr8, nt8) = (nr / 8 * 8, nt / 8 * 8);
-    for r0 in (0..nr8).step_by(8) {
-        for t0 in (0..nt8).step_by(8) {
+    // Tokens outermost, so that each token's run of `out` is written front to back.
+    for t0 in (0..nt8).step_by(8) {
+        for r0 in (0..nr8).step_by(8) {
             // Row `r0 + k`, tokens `t0..t0 + 8`.
             let r: [__m256; 8] = std::array::from_fn(|k| {
                 let s = &tile[(r0 + k) * nt + t0..][..8];

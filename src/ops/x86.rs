@@ -451,7 +451,9 @@ fn accumulate_from(out: &mut [f32], p: &[f32], v: &[f32], d0: usize) {
 /// [`tile_scores`] of `N` queries in one pass over the key tile: `A` accumulators (`8 * A`
 /// keys) per query at a time (`N * A == 8` registers), so each cache line of `kt` is read
 /// from L2 once for all `N` queries instead of once per query. Key `j`'s score for query `n`
-/// is the same sequential FMA chain over `d` as in [`tile_scores`].
+/// is the same sequential FMA chain over `d` as in [`tile_scores`]. Blocks of keys for which
+/// `seen(j0, j1)` (keys `j0..j1` of the tile) is false are skipped: their `kq` entries are left
+/// as they were, for the caller to mask.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn tile_scores_n<const N: usize, const A: usize>(
@@ -459,12 +461,17 @@ fn tile_scores_n<const N: usize, const A: usize>(
     kt: &[f32],
     scale: f32,
     kq: &mut [[f32; TILE]; N],
+    seen: impl Fn(usize, usize) -> bool,
 ) {
     const { assert!(N * A == 8 && TILE % (8 * A) == 0) };
     let dk = qs[0].len();
     assert!(qs.iter().all(|q| q.len() == dk) && kt.len() >= dk * TILE);
     let sv = _mm256_set1_ps(scale);
     for j0 in (0..TILE).step_by(8 * A) {
+        if !seen(j0, j0 + 8 * A) {
+            // No query sees these keys: their scores would be masked anyway.
+            continue;
+        }
         let mut a = [[_mm256_setzero_ps(); A]; N];
         for d in 0..dk {
             let row = &kt[d * TILE + j0..d * TILE + j0 + 8 * A];
@@ -639,7 +646,9 @@ fn tile_group<const N: usize, const A: usize>(
     if N == 1 {
         tile_scores(qs[0], kt, scale, &mut kq[0]);
     } else {
-        tile_scores_n::<N, A>(qs, kt, scale, &mut kq);
+        tile_scores_n::<N, A>(qs, kt, scale, &mut kq, |j0, j1| {
+            ab.iter().any(|&(a, b)| a < j1 && j0 < b)
+        });
     }
     for n in 0..N {
         let ((a, b), i, row) = (ab[n], idx[n], &mut *rows[n]);
