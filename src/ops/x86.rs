@@ -463,7 +463,7 @@ fn tile_scores_n<const N: usize, const A: usize>(
     kq: &mut [[f32; TILE]; N],
     seen: impl Fn(usize, usize) -> bool,
 ) {
-    const { assert!(N * A == 8 && TILE % (8 * A) == 0) };
+    const { assert!(N * A == 8 && TILE.is_multiple_of(8 * A)) };
     let dk = qs[0].len();
     assert!(qs.iter().all(|q| q.len() == dk) && kt.len() >= dk * TILE);
     let sv = _mm256_set1_ps(scale);
