@@ -242,6 +242,54 @@ fn legacy_batch_tiles_and_tails_match_scalar() {
 }
 
 #[test]
+fn batch_scatter_shapes_match_scalar() {
+    // Each tile's results (`[rows][tokens]`) are moved into the token-major output 8 rows by
+    // 8 tokens at a time on x86, the rest one at a time: chunks of 16 rows and a last chunk of
+    // 13 (one block of 8 rows and 5 more), chunks of 56 rows (7 blocks, the 32-element
+    // formats' 64-row tiles cut short), 8..16 tokens (one block and a few more) and more than
+    // one 64-token tile with a tail; on 1 and 2 threads (other chunk sizes).
+    let mut rng = Rng(31);
+    let scalar = Kernels::for_isa(kernels::Isa::Scalar).unwrap();
+    let mut scratch = MatMulScratch::new();
+    for t in [
+        GgmlType::Q8_0,
+        GgmlType::Q5_0,
+        GgmlType::Q4_K,
+        GgmlType::Q6_K,
+    ] {
+        let cols = 256;
+        for rows in [29, 45, 200] {
+            let data = matrix(t, rows, cols, &mut rng);
+            let w = QMatrix::new(t, rows, cols, &data).unwrap();
+            for n_tokens in [8, 9, 15, 16, 67, 130] {
+                let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.f32()).collect();
+                let mut want = vec![f32::NAN; n_tokens * rows];
+                scalar
+                    .matmul(&w, &x, n_tokens, &mut want, &mut scratch)
+                    .unwrap();
+                for threads in [1, 2] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    for isa in kernels::available_isas() {
+                        let k = Kernels::for_isa(isa).unwrap();
+                        let mut out = vec![f32::NAN; n_tokens * rows];
+                        pool.install(|| k.matmul(&w, &x, n_tokens, &mut out, &mut scratch))
+                            .unwrap();
+                        assert_eq!(
+                            bits(&out),
+                            bits(&want),
+                            "{isa} {t} {rows} rows, {n_tokens} tokens, {threads} threads"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn matmul_is_independent_of_thread_count() {
     let mut rng = Rng(6);
     for t in [GgmlType::Q4_K, GgmlType::Q8_0, GgmlType::F16] {

@@ -192,6 +192,49 @@ fn tiled_attention_is_exact() {
     }
 }
 
+#[test]
+fn tiled_attention_query_groups_are_exact() {
+    // The SIMD kernel takes the queries of a call in groups of four through each tile: a
+    // group whose queries see the same keys (the heads of one token sharing a KV head, `gqa`
+    // of them), ranges that differ inside a group (`gqa` 1..3: two tokens, a diagonal tile),
+    // and groups of 3, 2 and 1 at the end (`nq % 4`).
+    let isas = simd_isas();
+    let n_ctx = 300;
+    for (hi, &(dk, dv)) in HEADS.iter().enumerate() {
+        let c = cache(700 + hi as u32, n_ctx, dk, dv, 8.0);
+        let layer = c.layer(0);
+        let mut r = Rng::new(900 + hi as u32);
+        for gqa in [1, 2, 3, 4] {
+            for nq in [2usize, 3, 4, 5, 6, 7, 66, 70, 71] {
+                let n_tok = nq.div_ceil(gqa);
+                let pos0 = r.below(n_ctx - n_tok + 1);
+                let window = [None, None, Some(5), Some(70)][r.below(4)];
+                let qs: Vec<Vec<f32>> = (0..nq).map(|_| r.vec(dk, 1.5)).collect();
+                let range = |i: usize| {
+                    let pos = pos0 + i / gqa;
+                    window.map_or(0, |w| (pos + 1).saturating_sub(w))..pos + 1
+                };
+                let query = |i: usize| (&qs[i][..], range(i));
+                let scale = 1.0 / (dk as f32).sqrt();
+                let mut want = vec![0.0f32; nq * dv];
+                for (i, row) in want.chunks_exact_mut(dv).enumerate() {
+                    attend_tiled_f16_many_with(Isa::Scalar, &layer, 1, 1, |_| query(i), scale, row);
+                }
+                assert!(want.iter().all(|x| x.is_finite()));
+                for &isa in &isas {
+                    let mut got = vec![f32::NAN; nq * dv];
+                    attend_tiled_f16_many_with(isa, &layer, 1, nq, query, scale, &mut got);
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "{isa:?} dk={dk} dv={dv} nq={nq} gqa={gqa} pos0={pos0} window={window:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Gate values covering the exp polynomial's regions: ordinary values, the results that are
 /// subnormal or overflow (|x| in 87..134), beyond the cut-off (|x| > 133), and GELU's ±10 edges.
 fn gates(r: &mut Rng, n: usize) -> Vec<f32> {

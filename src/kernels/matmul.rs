@@ -211,6 +211,7 @@ impl Kernels {
                 .ok_or(QuantError::Unsupported { dtype: w.dtype })?;
             dot_tokens(
                 (dot, self.stream_for(w.dtype, path)),
+                Scatter::for_isa(self.isa),
                 w,
                 wrb,
                 &acts[range.start * arb..range.end * arb],
@@ -309,9 +310,12 @@ impl Path {
 /// `[n_tokens][arb]`, `out`: `[n_tokens][w.rows]`), rows split in chunks over the current rayon
 /// pool; each element is one kernel call, so the result does not depend on the chunking. With
 /// one token, a chunk is one call of `stream` when the table has one (the kernel prefetches the rows
-/// ahead itself), else [`matvec_chunk`].
+/// ahead itself), else [`matvec_chunk`]. With several tokens, `scatter` moves each tile's
+/// results into `out`.
+#[allow(clippy::too_many_arguments)]
 fn dot_tokens(
     (dot, stream): (DotRowsFn, Option<DotRowsFn>),
+    scatter: Scatter,
     w: &QMatrix<'_>,
     wrb: usize,
     acts: &[u8],
@@ -356,6 +360,7 @@ fn dot_tokens(
         unsafe {
             run_chunk(
                 dot,
+                scatter,
                 &w.data[r0 * wrb..r1 * wrb],
                 wrb,
                 acts,
@@ -437,6 +442,7 @@ fn prefetch_l2(bytes: &[u8]) {
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_chunk(
     dot: DotRowsFn,
+    scatter: Scatter,
     w: &[u8],
     wrb: usize,
     acts: &[u8],
@@ -457,17 +463,18 @@ unsafe fn run_chunk(
             // SAFETY: a `Kernels` value exists only for an ISA this CPU supports; `dot` checks
             // the lengths (`nr` rows, `nt` tokens, stride `nt` in `tile`).
             unsafe { dot(wsub, wrb, xs, arb, &mut tile[..nr * nt], nt) };
-            // Token-major, so that the writes into `out` (`[n_tokens][rows]`) are runs of
-            // `nr` consecutive floats rather than one float per row of `out`.
-            for t in 0..nt {
-                // SAFETY: row `si * sub_rows + r` of the chunk and token `t0 + t` are in range
-                // (caller's contract).
-                let o = unsafe { out.add((t0 + t) * out_stride + si * sub_rows) };
-                for r in 0..nr {
-                    // SAFETY: as above.
-                    unsafe { *o.add(r) = tile[r * nt + t] };
-                }
-            }
+            // SAFETY: rows `si * sub_rows + r` (`r < nr`) of the chunk and tokens `t0 + t`
+            // (`t < nt`) are in range of `out` (caller's contract); `scatter` was chosen for
+            // the ISA of a `Kernels` value, which this CPU supports.
+            unsafe {
+                scatter.run(
+                    &tile[..nr * nt],
+                    nr,
+                    nt,
+                    out.add(t0 * out_stride + si * sub_rows),
+                    out_stride,
+                )
+            };
             t0 += nt;
         }
     }
@@ -493,4 +500,136 @@ fn check_f32_len(
         });
     }
     Ok(())
+}
+
+/// How [`run_chunk`] moves a tile of results (`[rows][tokens]`) into the token-major `out`:
+/// a plain copy either way (no arithmetic), so the choice never changes a result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scatter {
+    /// One float at a time.
+    Scalar,
+    /// 8 rows × 8 tokens at a time, transposed in AVX registers.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Scatter {
+    /// The scatter for a kernel table of `isa` (every x86 table's CPU has AVX2; the tables
+    /// exist only for ISAs this CPU runs, so nothing here asks the CPU).
+    pub(crate) fn for_isa(isa: super::Isa) -> Scatter {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            super::Isa::Avx2 | super::Isa::Avx512 | super::Isa::Avx512Vnni => Scatter::Avx2,
+            _ => Scatter::Scalar,
+        }
+    }
+
+    /// `out[t * out_stride + r] = tile[r * nt + t]` for `r < nr`, `t < nt` (`tile`:
+    /// `[nr][nt]`, exactly `nr * nt` long).
+    ///
+    /// # Safety
+    /// `out` is valid for writes at those indices and nothing else accesses them during the
+    /// call; for [`Scatter::Avx2`], the CPU supports AVX2.
+    #[inline]
+    unsafe fn run(self, tile: &[f32], nr: usize, nt: usize, out: *mut f32, out_stride: usize) {
+        assert_eq!(tile.len(), nr * nt, "scatter tile size");
+        match self {
+            // SAFETY: the caller's contract, AVX2 included.
+            #[cfg(target_arch = "x86_64")]
+            Scatter::Avx2 => unsafe { scatter_avx2(tile, nr, nt, out, out_stride) },
+            // SAFETY: the caller's contract.
+            Scatter::Scalar => unsafe { scatter_scalar(tile, nr, 0, nt, 0, nt, out, out_stride) },
+        }
+    }
+}
+
+/// `out[t * out_stride + r] = tile[r * nt + t]` for rows `r0 <= r < nr` and tokens
+/// `ta <= t < tb` (`tile`: `[nr][nt]`). Token-major, so that the writes into `out` are runs of
+/// consecutive floats rather than one float per row of `out`.
+///
+/// # Safety
+/// As [`Scatter::run`] (without the AVX2 part).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn scatter_scalar(
+    tile: &[f32],
+    nr: usize,
+    r0: usize,
+    nt: usize,
+    ta: usize,
+    tb: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    for t in ta..tb {
+        // SAFETY: token `t < nt` and rows `r < nr` are in range (caller's contract).
+        let o = unsafe { out.add(t * out_stride) };
+        for r in r0..nr {
+            // SAFETY: as above.
+            unsafe { *o.add(r) = tile[r * nt + t] };
+        }
+    }
+}
+
+/// [`scatter_scalar`] of the whole tile, 8 rows × 8 tokens at a time: eight loads of eight
+/// tokens (one per row), an 8 × 8 transpose in registers, eight stores of eight rows (one per
+/// token); the rows and tokens past the last whole 8 go one float at a time.
+///
+/// # Safety
+/// As [`Scatter::run`]; the CPU supports AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scatter_avx2(tile: &[f32], nr: usize, nt: usize, out: *mut f32, out_stride: usize) {
+    use std::arch::x86_64::*;
+    let (nr8, nt8) = (nr / 8 * 8, nt / 8 * 8);
+    // Tokens outermost, so that each token's run of `out` is written front to back.
+    for t0 in (0..nt8).step_by(8) {
+        for r0 in (0..nr8).step_by(8) {
+            // Row `r0 + k`, tokens `t0..t0 + 8`.
+            let r: [__m256; 8] = std::array::from_fn(|k| {
+                let s = &tile[(r0 + k) * nt + t0..][..8];
+                // SAFETY: `s` holds 8 floats; unaligned load.
+                unsafe { _mm256_loadu_ps(s.as_ptr()) }
+            });
+            // Pairs of rows interleaved, then quads, then 128-bit halves: `c[l]` is token
+            // `t0 + l`, rows `r0..r0 + 8`.
+            let t0_ = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let u0 = _mm256_shuffle_ps::<0b01_00_01_00>(t0_, t2);
+            let u1 = _mm256_shuffle_ps::<0b11_10_11_10>(t0_, t2);
+            let u2 = _mm256_shuffle_ps::<0b01_00_01_00>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0b11_10_11_10>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0b01_00_01_00>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0b11_10_11_10>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0b01_00_01_00>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0b11_10_11_10>(t5, t7);
+            let c = [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ];
+            for (l, v) in c.into_iter().enumerate() {
+                // SAFETY: token `t0 + l < nt`, rows `r0..r0 + 8 <= nr` are in range of `out`
+                // (caller's contract); unaligned store.
+                unsafe { _mm256_storeu_ps(out.add((t0 + l) * out_stride + r0), v) };
+            }
+        }
+    }
+    // SAFETY: the caller's contract. The tokens past the last whole 8 (rows `0..nr8`), then the
+    // rows past the last whole 8 (every token).
+    unsafe {
+        scatter_scalar(&tile[..nr8 * nt], nr8, 0, nt, nt8, nt, out, out_stride);
+        scatter_scalar(tile, nr, nr8, nt, 0, nt, out, out_stride);
+    }
 }

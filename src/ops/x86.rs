@@ -388,9 +388,16 @@ fn tile_scores(q: &[f32], kt: &[f32], scale: f32, kq: &mut [f32; TILE]) {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn accumulate(out: &mut [f32], p: &[f32], v: &[f32]) {
+    accumulate_from(out, p, v, 0);
+}
+
+/// [`accumulate`] of the columns `d0..` only (`out` is still the whole row).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn accumulate_from(out: &mut [f32], p: &[f32], v: &[f32], d0: usize) {
     let dv = out.len();
     assert!(v.len() >= p.len() * dv);
-    let mut d = 0;
+    let mut d = d0;
     // 64 columns at a time: eight independent FMA chains keep both FMA pipes busy (four
     // would wait on the FMA latency); each element's chain over `j` is unchanged.
     while d + 64 <= dv {
@@ -438,6 +445,94 @@ fn accumulate(out: &mut [f32], p: &[f32], v: &[f32]) {
         for (j, &w) in p.iter().enumerate() {
             *o = w.mul_add(v[j * dv + e], *o);
         }
+    }
+}
+
+/// [`tile_scores`] of `N` queries in one pass over the key tile: `A` accumulators (`8 * A`
+/// keys) per query at a time (`N * A == 8` registers), so each cache line of `kt` is read
+/// from L2 once for all `N` queries instead of once per query. Key `j`'s score for query `n`
+/// is the same sequential FMA chain over `d` as in [`tile_scores`]. Blocks of keys for which
+/// `seen(j0, j1)` (keys `j0..j1` of the tile) is false are skipped: their `kq` entries are left
+/// as they were, for the caller to mask.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn tile_scores_n<const N: usize, const A: usize>(
+    qs: [&[f32]; N],
+    kt: &[f32],
+    scale: f32,
+    kq: &mut [[f32; TILE]; N],
+    seen: impl Fn(usize, usize) -> bool,
+) {
+    const { assert!(N * A == 8 && TILE.is_multiple_of(8 * A)) };
+    let dk = qs[0].len();
+    assert!(qs.iter().all(|q| q.len() == dk) && kt.len() >= dk * TILE);
+    let sv = _mm256_set1_ps(scale);
+    for j0 in (0..TILE).step_by(8 * A) {
+        if !seen(j0, j0 + 8 * A) {
+            // No query sees these keys: their scores would be masked anyway.
+            continue;
+        }
+        let mut a = [[_mm256_setzero_ps(); A]; N];
+        for d in 0..dk {
+            let row = &kt[d * TILE + j0..d * TILE + j0 + 8 * A];
+            let k: [__m256; A] = std::array::from_fn(|c| ld(&row[8 * c..]));
+            for (an, q) in a.iter_mut().zip(qs) {
+                let qd = _mm256_set1_ps(q[d]);
+                for (ac, &kc) in an.iter_mut().zip(&k) {
+                    *ac = _mm256_fmadd_ps(kc, qd, *ac);
+                }
+            }
+        }
+        for (an, kqn) in a.iter().zip(kq.iter_mut()) {
+            for (c, ac) in an.iter().enumerate() {
+                st(
+                    &mut kqn[j0 + 8 * c..],
+                    _mm256_add_ps(_mm256_mul_ps(*ac, sv), _mm256_setzero_ps()),
+                );
+            }
+        }
+    }
+}
+
+/// [`accumulate`] of `N` output rows with the same value rows: `out_n[d] = fma(p_n[j],
+/// v[j][d], out_n[d])` for `j` in order, `8 * A` columns of all `N` rows at a time (`N * A ==
+/// 8` registers), so each cache line of `v` is read from L2 once for all `N` rows. Each
+/// element's chain over `j` is the one of [`accumulate`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn accumulate_n<const N: usize, const A: usize>(
+    mut out: [&mut [f32]; N],
+    p: [&[f32]; N],
+    v: &[f32],
+) {
+    const { assert!(N * A == 8) };
+    let (dv, nj) = (out[0].len(), p[0].len());
+    assert!(out.iter().all(|o| o.len() == dv) && p.iter().all(|pn| pn.len() == nj));
+    assert!(v.len() >= nj * dv);
+    let mut d = 0;
+    while d + 8 * A <= dv {
+        let mut r: [[__m256; A]; N] =
+            std::array::from_fn(|n| std::array::from_fn(|c| ld(&out[n][d + 8 * c..])));
+        for j in 0..nj {
+            let row = &v[j * dv + d..j * dv + d + 8 * A];
+            let x: [__m256; A] = std::array::from_fn(|c| ld(&row[8 * c..]));
+            for (rn, pn) in r.iter_mut().zip(p) {
+                let wv = _mm256_set1_ps(pn[j]);
+                for (rc, &xc) in rn.iter_mut().zip(&x) {
+                    *rc = _mm256_fmadd_ps(wv, xc, *rc);
+                }
+            }
+        }
+        for (rn, on) in r.iter().zip(out.iter_mut()) {
+            for (c, rc) in rn.iter().enumerate() {
+                st(&mut on[d + 8 * c..], *rc);
+            }
+        }
+        d += 8 * A;
+    }
+    // The columns past the last whole `8 * A`: one row at a time, as `accumulate` does them.
+    for (on, pn) in out.into_iter().zip(p) {
+        accumulate_from(on, pn, v, d);
     }
 }
 
@@ -525,6 +620,75 @@ fn widen_columns8(src: [&[u8]; 8], kt: &mut [f32], j0: usize, dk: usize) {
     }
 }
 
+/// Queries per group of [`attend_tiled_f16_many`]: the key and value tiles are read once
+/// per group and tile instead of once per query and tile.
+const GROUP: usize = 4;
+
+/// One tile's step of `attend_tiled_f16_impl` (flash.rs) for `N` queries at once (`A`: see
+/// [`tile_scores_n`]): query `n` is `qs[n]`, its output row `rows[n]`, its running maximum
+/// and sum `m[idx[n]]` and `s[idx[n]]` (`(m, s)` in `ms`), and it sees keys `ab[n]` of the
+/// tile (relative to the tile, not empty); `kt` is the tile's keys transposed (`[dk][64]`),
+/// `vt` its values (`[64][dv]`). Every query's operations are the one-query code's, in its
+/// order; only the loads are shared.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn tile_group<const N: usize, const A: usize>(
+    mut rows: [&mut [f32]; N],
+    qs: [&[f32]; N],
+    ab: [(usize, usize); N],
+    idx: [usize; N],
+    (kt, vt, scale): (&[f32], &[f32], f32),
+    (m, s): &mut (&mut [f32], &mut [f32]),
+) {
+    let dv = rows[0].len();
+    let mut kq = [[0.0f32; TILE]; N];
+    let mut p = [[0.0f32; TILE]; N];
+    if N == 1 {
+        tile_scores(qs[0], kt, scale, &mut kq[0]);
+    } else {
+        tile_scores_n::<N, A>(qs, kt, scale, &mut kq, |j0, j1| {
+            ab.iter().any(|&(a, b)| a < j1 && j0 < b)
+        });
+    }
+    for n in 0..N {
+        let ((a, b), i, row) = (ab[n], idx[n], &mut *rows[n]);
+        let kq = &mut kq[n];
+        kq[..a].fill(f32::NEG_INFINITY);
+        kq[b..].fill(f32::NEG_INFINITY);
+        let tile_max = kq.iter().fold(f32::NEG_INFINITY, |x, &y| x.max(y));
+        let m_new = m[i].max(tile_max);
+        if m_new > m[i] {
+            let ms = (m[i] - m_new).exp();
+            scale_row(row, ms);
+            s[i] *= ms;
+        }
+        m[i] = m_new;
+        let sum = soft_max_block(kq, m[i], &mut p[n]);
+        s[i] = (f64::from(s[i]) + sum) as f32;
+    }
+    // Each row's chain over the keys `a..b` in order: the keys all of them see (`ja..jb`)
+    // together, the others (a diagonal or window edge) one row at a time before and after.
+    let ja = ab.iter().map(|x| x.0).max().unwrap_or(0);
+    let jb = ab.iter().map(|x| x.1).min().unwrap_or(0);
+    let (ja, jb) = if N > 1 && ja < jb { (ja, jb) } else { (0, 0) };
+    for n in 0..N {
+        let (a, b) = ab[n];
+        let e = if ja < jb { ja } else { b };
+        accumulate(rows[n], &p[n][a..e], &vt[a * dv..e * dv]);
+    }
+    if ja < jb {
+        accumulate_n::<N, A>(
+            rows.each_mut().map(|r| &mut **r),
+            std::array::from_fn(|n| &p[n][ja..jb]),
+            &vt[ja * dv..jb * dv],
+        );
+        for n in 0..N {
+            let b = ab[n].1;
+            accumulate(rows[n], &p[n][jb..b], &vt[jb * dv..b * dv]);
+        }
+    }
+}
+
 /// `attend_tiled_f16_impl` (flash.rs) for `nq` queries of one KV head at once: each key and
 /// value tile is widened once (keys transposed) and used by every query that sees part of it;
 /// each query's arithmetic is exactly the one-query code's, so its result does not depend on
@@ -556,8 +720,6 @@ pub(crate) fn attend_tiled_f16_many<'q>(
     out.fill(0.0);
     m[..nq].fill(f32::NEG_INFINITY);
     s[..nq].fill(0.0);
-    let mut kq = [0.0f32; TILE];
-    let mut p = [0.0f32; TILE];
     let mut ic = if lo < hi { lo / TILE * TILE } else { hi };
     while ic < hi {
         let (ta, tb) = (ic.max(lo), (ic + TILE).min(hi));
@@ -574,26 +736,60 @@ pub(crate) fn attend_tiled_f16_many<'q>(
             let j = pos - ic;
             widen(kv.v_row(pos, kv_head), &mut vt[j * dv..(j + 1) * dv]);
         }
-        for (i, row) in out.chunks_exact_mut(dv).enumerate().take(nq) {
-            let (q, r) = query(i);
-            let (a, b) = (ic.max(r.start), (ic + TILE).min(r.end));
-            if a >= b {
-                continue;
+        // The queries in groups of `GROUP`; those of a group that see part of this tile go
+        // through it together (`tile_group`).
+        for (g, grp) in out[..nq * dv].chunks_mut(GROUP * dv).enumerate() {
+            let mut rows: [&mut [f32]; GROUP] = [&mut [], &mut [], &mut [], &mut []];
+            let mut qs: [&[f32]; GROUP] = [&[]; GROUP];
+            let mut ab = [(0, 0); GROUP];
+            let mut idx = [0; GROUP];
+            let mut n = 0;
+            for (k, row) in grp.chunks_exact_mut(dv).enumerate() {
+                let i = g * GROUP + k;
+                let (q, r) = query(i);
+                let (a, b) = (ic.max(r.start), (ic + TILE).min(r.end));
+                if a < b {
+                    (rows[n], qs[n], ab[n], idx[n]) = (row, &q[..dk], (a - ic, b - ic), i);
+                    n += 1;
+                }
             }
-            tile_scores(&q[..dk], kt, scale, &mut kq);
-            kq[..a - ic].fill(f32::NEG_INFINITY);
-            kq[b - ic..].fill(f32::NEG_INFINITY);
-            let tile_max = kq.iter().fold(f32::NEG_INFINITY, |x, &y| x.max(y));
-            let m_new = m[i].max(tile_max);
-            if m_new > m[i] {
-                let ms = (m[i] - m_new).exp();
-                scale_row(row, ms);
-                s[i] *= ms;
+            let [r0, r1, r2, r3] = rows;
+            let [q0, q1, q2, q3] = qs;
+            let [ab0, ab1, ab2, ab3] = ab;
+            let [i0, i1, i2, i3] = idx;
+            let (kt, vt) = (&*kt, &*vt);
+            let mut sm = (&mut *m, &mut *s);
+            match n {
+                4 => tile_group::<4, 2>(
+                    [r0, r1, r2, r3],
+                    [q0, q1, q2, q3],
+                    [ab0, ab1, ab2, ab3],
+                    [i0, i1, i2, i3],
+                    (kt, vt, scale),
+                    &mut sm,
+                ),
+                3 => {
+                    tile_group::<2, 4>(
+                        [r0, r1],
+                        [q0, q1],
+                        [ab0, ab1],
+                        [i0, i1],
+                        (kt, vt, scale),
+                        &mut sm,
+                    );
+                    tile_group::<1, 8>([r2], [q2], [ab2], [i2], (kt, vt, scale), &mut sm);
+                }
+                2 => tile_group::<2, 4>(
+                    [r0, r1],
+                    [q0, q1],
+                    [ab0, ab1],
+                    [i0, i1],
+                    (kt, vt, scale),
+                    &mut sm,
+                ),
+                1 => tile_group::<1, 8>([r0], [q0], [ab0], [i0], (kt, vt, scale), &mut sm),
+                _ => {}
             }
-            m[i] = m_new;
-            let sum = soft_max_block(&kq, m[i], &mut p);
-            s[i] = (f64::from(s[i]) + sum) as f32;
-            accumulate(row, &p[a - ic..b - ic], &vt[(a - ic) * dv..(b - ic) * dv]);
         }
         ic += TILE;
     }
