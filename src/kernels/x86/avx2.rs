@@ -6,10 +6,12 @@
 //! [f32; R]`, wrapped by `group_rows_fns!` with groups of 4): the activation loads and offset
 //! sums are shared by the rows, and the blocks go in chunks whose `d_w d_x` products are
 //! converted eight at a time up front (`legacy_rows!`), so the per-block scale is a broadcast
-//! load. Every row is computed the same way whatever `R` is (the one-row kernels, used by the
-//! AVX-512 kernels for leftover blocks, are the `R = 1` case). All loops are compiled with
-//! `#[target_feature(enable = "avx2,fma,f16c")]`, the only place the features are enabled;
-//! the table [`AVX2`] is handed out only after they were detected (`x86::table`).
+//! load (Q5_1 has its own driver, `dot_q5_1_rows`, which forms those products, and the
+//! `m_w s_x` sums, with the rows in lanes). Every row is computed the same way whatever `R` is
+//! (the one-row kernels, used by the AVX-512 kernels for leftover blocks, are the `R = 1`
+//! case). All loops are compiled with `#[target_feature(enable = "avx2,fma,f16c")]`, the only
+//! place the features are enabled; the table [`AVX2`] is handed out only after they were
+//! detected (`x86::table`).
 //!
 //! Integer partial sums are exact and equal to the scalar reference's: products of a weight
 //! byte and an activation byte are formed with `vpmaddubsw` (u8 × i8 → i16 pair sums) only where
