@@ -6,10 +6,12 @@
 //! [f32; R]`, wrapped by `group_rows_fns!` with groups of 4): the activation loads and offset
 //! sums are shared by the rows, and the blocks go in chunks whose `d_w d_x` products are
 //! converted eight at a time up front (`legacy_rows!`), so the per-block scale is a broadcast
-//! load. Every row is computed the same way whatever `R` is (the one-row kernels, used by the
-//! AVX-512 kernels for leftover blocks, are the `R = 1` case). All loops are compiled with
-//! `#[target_feature(enable = "avx2,fma,f16c")]`, the only place the features are enabled;
-//! the table [`AVX2`] is handed out only after they were detected (`x86::table`).
+//! load (Q5_1 has its own driver, `dot_q5_1_rows`, which forms those products, and the
+//! `m_w s_x` sums, with the rows in lanes). Every row is computed the same way whatever `R` is
+//! (the one-row kernels, used by the AVX-512 kernels for leftover blocks, are the `R = 1`
+//! case). All loops are compiled with `#[target_feature(enable = "avx2,fma,f16c")]`, the only
+//! place the features are enabled; the table [`AVX2`] is handed out only after they were
+//! detected (`x86::table`).
 //!
 //! Integer partial sums are exact and equal to the scalar reference's: products of a weight
 //! byte and an activation byte are formed with `vpmaddubsw` (u8 × i8 → i16 pair sums) only where
@@ -274,24 +276,40 @@ unsafe fn srl16(v: __m256i, n: i32) -> __m256i {
     unsafe { _mm256_srl_epi16(v, _mm_cvtsi32_si128(n)) }
 }
 
-/// Spreads the 32 bits at `p` (little-endian) to 32 bytes: byte j is 0xFF if bit j is set.
+/// The 32 five-bit weights `nibble | fifth bit << 4` (0..=31) of a Q5_0/Q5_1 block: `qh` the
+/// four bytes of fifth bits (little-endian, bit `j` for weight `j`), `qs` the 16 nibble bytes
+/// (weight `j < 16` the low nibble of byte `j`, weight `j ≥ 16` the high nibble of byte
+/// `j − 16`). Six operations:
+/// - nibbles: the 16 bytes in both 128-bit lanes (a broadcast load), the upper lane shifted
+///   right by 4 with one variable shift, masked;
+/// - fifth bits (llama.cpp's `bytes_from_bits_32`, one operation shorter): byte `j` gets byte
+///   `j / 8` of `qh` (`vpshufb`), masked with `1 << (j % 8)`, which leaves 0 or a power of
+///   two; `vpsignb` of 16 by that gives 0 or 16 (the constant is −16 where `j % 8 = 7`: the
+///   power of two there is 0x80, which `vpsignb` reads as negative, and −(−16) = 16).
 ///
 /// # Safety
-/// `p` readable for 4 bytes; AVX2 available.
+/// `qh` readable for 4 bytes, `qs` for 16; AVX2 available.
 #[inline(always)]
-unsafe fn bits_to_bytes(p: *const u8) -> __m256i {
-    // SAFETY: a 4-byte read at `p` (caller's contract), broadcast straight from memory.
+unsafe fn q5_weights(qh: *const u8, qs: *const u8) -> __m256i {
+    // SAFETY: a 4-byte read at `qh` and a 16-byte read at `qs` (caller's contract), both
+    // broadcast straight from memory; the rest is register-only.
     unsafe {
-        let bits = _mm256_broadcastd_epi32(_mm_loadu_si32(p));
+        let t = _mm256_broadcastsi128_si256(load16(qs));
+        let t = _mm256_srlv_epi32(t, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+        let nib = _mm256_and_si256(t, _mm256_set1_epi8(0x0F));
+        let bits = _mm256_broadcastd_epi32(_mm_loadu_si32(qh));
         let shuf = _mm256_set_epi64x(
             0x0303_0303_0303_0303,
             0x0202_0202_0202_0202,
             0x0101_0101_0101_0101,
             0x0000_0000_0000_0000,
         );
-        let bytes = _mm256_shuffle_epi8(bits, shuf);
-        let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
-        _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit)
+        let bit = _mm256_and_si256(
+            _mm256_shuffle_epi8(bits, shuf),
+            _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64),
+        );
+        let sixteen = _mm256_set1_epi64x(0xF010_1010_1010_1010u64 as i64);
+        _mm256_or_si256(nib, _mm256_sign_epi8(sixteen, bit))
     }
 }
 
@@ -699,8 +717,10 @@ pub(super) unsafe fn dot_q4_1_rows<const R: usize>(
     }
 }
 
-/// Q5_0 × Q8_0 for `R` rows: value = nibble + 16 h − 16 = nibble − 16 (1 − h), so per block
-/// `Σ nibble y − Σ 16 (1 − h) y`, each i16 pair sum at most `2 · 15 · 128`, resp. `2 · 16 · 128`.
+/// Q5_0 × Q8_0 for `R` rows: value = `q − 16` with `q` = [`q5_weights`] (0..=31), so per block
+/// `Σ q y − 16 Σ y` in i16 pairs (`vpmaddubsw`; at most `2 · 31 · 128`, resp. `2 · 16 · 128`
+/// in magnitude, the difference inside ±8000), the `16 Σ y` pairs formed once per activation
+/// block for all rows.
 ///
 /// # Safety
 /// Each `w[r]`: `nb` Q5_0 blocks, `x`: `nb` Q8_0 blocks; AVX2, FMA, F16C available.
@@ -721,21 +741,34 @@ pub(super) unsafe fn dot_q5_0_rows<const R: usize>(
             xs = 34,
             mins = false,
             pairs = false,
-            |xb| load32(xb.add(2)),
+            |xb| {
+                let y = load32(xb.add(2));
+                (y, _mm256_maddubs_epi16(sixteen, y))
+            },
             |wb, y| {
-                let off = _mm256_andnot_si256(bits_to_bytes(wb.add(2)), sixteen);
-                let p = _mm256_sub_epi16(
-                    _mm256_maddubs_epi16(nibbles32(wb.add(6)), *y),
-                    _mm256_maddubs_epi16(off, *y),
-                );
+                let q = q5_weights(wb.add(2), wb.add(6));
+                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y.0), y.1);
                 _mm256_madd_epi16(p, _mm256_set1_epi16(1))
             }
         )
     }
 }
 
-/// Q5_1 × Q8_1 for `R` rows in the reference's order (`scalar::dot_q5_1`): as
-/// [`dot_q4_1_rows`] with `q = nibble | (qh bit << 4)` (pair sums at most `2 · 31 · 127`).
+/// Blocks per chunk of [`dot_q5_1_rows`]'s scale pass (measured: 8 is about 2% faster than 32;
+/// the next chunk's scales can then start while the last blocks are summed).
+const Q5_1_CHUNK: usize = 8;
+
+/// Q5_1 × Q8_1 for `R ≤ 4` rows in the reference's order (`scalar::dot_q5_1`): per block the
+/// eight i32 lanes of four products of [`q5_weights`] and the activations (pair sums at most
+/// `2 · 31 · 127`), one accumulator per row updated with `fma(d_w d_x, lanes, acc)` block
+/// after block, `m_w s_x` summed apart with one fused multiply-add per block, then `hsum_ps`
+/// (= `scalar::hsum8`) plus that sum. Same bits as the scalar kernel.
+///
+/// The scales go with the rows in lanes, a chunk of blocks at a time: per block the rows'
+/// `[d_w, m_w]` f16 pairs are gathered into one vector (lane `2r`, `2r + 1` for row `r`) and
+/// multiplied by `[d_x, s_x]` in every pair of lanes, so one multiplication gives every row's
+/// `d_w d_x` (even lanes, to a small buffer the block loop broadcasts them from) and one fused
+/// multiply-add every row's running `m_w s_x` sum (odd lanes).
 ///
 /// # Safety
 /// Each `w[r]`: `nb` Q5_1 blocks, `x`: `nb` Q8_1 blocks; AVX2, FMA, F16C available.
@@ -745,23 +778,74 @@ pub(super) unsafe fn dot_q5_1_rows<const R: usize>(
     x: *const u8,
     nb: usize,
 ) -> [f32; R] {
-    // SAFETY: block `i` of a row is bytes `24 i ..`, of `x` `36 i ..`; loads stay inside.
+    const { assert!(R <= 4, "dot_q5_1_rows handles at most 4 rows") };
+    let fused = R <= 2;
+    // SAFETY: block `i` of a row is bytes `24 i .. 24 i + 24` (d, m, qh, qs), of `x`
+    // `36 i .. 36 i + 36` (d, s, qs); all loads stay inside them; the rest is stack memory.
     unsafe {
-        let sixteen = _mm256_set1_epi8(16);
-        legacy_rows!(
-            w,
-            x,
-            nb,
-            ws = 24,
-            xs = 36,
-            mins = true,
-            pairs = false,
-            |xb| load32(xb.add(4)),
-            |wb, y| {
-                let hb = _mm256_and_si256(bits_to_bytes(wb.add(4)), sixteen);
-                dot_u8i8(_mm256_or_si256(nibbles32(wb.add(8)), hb), *y)
+        let mut acc = [_mm256_setzero_ps(); R];
+        // Lane 2r + 1: row r's Σ m_w s_x (lane 2r collects unused d_w d_x sums).
+        let mut summs = _mm256_setzero_ps();
+        // Per block of the chunk: lane 2r = row r's d_w d_x.
+        let mut ds = [[0.0f32; 8]; Q5_1_CHUNK];
+        let dm = |p: *const u8| p.cast::<i32>().read_unaligned();
+        // [d_w, m_w] of the rows times [d_x, s_x] for block `i`: (product, summs updated).
+        let scales = |i: usize, summs: __m256| {
+            // [d_x, s_x] in every pair of lanes.
+            let xds = _mm256_cvtph_ps(_mm_set1_epi32(dm(x.add(36 * i))));
+            // (Eight entries only because `unroll_rows!` names rows up to 7.)
+            let mut v = [0i32; 8];
+            unroll_rows!(R, |r| {
+                v[r] = dm(w[r].add(24 * i));
+            });
+            let wdm = _mm256_cvtph_ps(_mm_setr_epi32(v[0], v[1], v[2], v[3]));
+            (_mm256_mul_ps(wdm, xds), _mm256_fmadd_ps(wdm, xds, summs))
+        };
+        // One or two rows: scales and blocks in one loop, each row's scale broadcast from the
+        // product with a permutation (measured faster for one row than the chunks, whose two
+        // passes keep the `summs` and `acc` chains of fused multiply-adds apart).
+        if fused {
+            for i in 0..nb {
+                let (p, s2) = scales(i, summs);
+                summs = s2;
+                let y = load32(x.add(36 * i + 4));
+                unroll_rows!(R, |r| {
+                    let wb = w[r].add(24 * i);
+                    let s = dot_u8i8(q5_weights(wb.add(4), wb.add(8)), y);
+                    let dr = _mm256_permutevar8x32_ps(p, _mm256_set1_epi32(2 * r as i32));
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), dr, acc[r]);
+                });
             }
-        )
+        }
+        // More rows: per chunk the scales first (to `ds`), then the blocks, each row's scale a
+        // broadcast load from `ds` (a load; a broadcast from a register takes a shuffle pipe).
+        let mut i0 = if fused { nb } else { 0 };
+        while i0 < nb {
+            let cn = Q5_1_CHUNK.min(nb - i0);
+            for (k, d) in ds.iter_mut().enumerate().take(cn) {
+                let (p, s2) = scales(i0 + k, summs);
+                summs = s2;
+                _mm256_storeu_ps(d.as_mut_ptr(), p);
+            }
+            for (k, d) in ds.iter().enumerate().take(cn) {
+                let i = i0 + k;
+                let y = load32(x.add(36 * i + 4));
+                unroll_rows!(R, |r| {
+                    let wb = w[r].add(24 * i);
+                    let s = dot_u8i8(q5_weights(wb.add(4), wb.add(8)), y);
+                    let dr = _mm256_broadcast_ss(&*d.as_ptr().add(2 * r));
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), dr, acc[r]);
+                });
+            }
+            i0 += cn;
+        }
+        let mut sm = [0.0f32; 8];
+        _mm256_storeu_ps(sm.as_mut_ptr(), summs);
+        let mut out = [0.0f32; R];
+        for r in 0..R {
+            out[r] = hsum_ps(acc[r]) + sm[2 * r + 1];
+        }
+        out
     }
 }
 
@@ -937,13 +1021,7 @@ impl Legacy for TileQ5_0 {
     #[inline(always)]
     unsafe fn w(wb: *const u8) -> [__m256i; 2] {
         // SAFETY: caller's contract.
-        unsafe {
-            let hb = _mm256_and_si256(bits_to_bytes(wb.add(2)), _mm256_set1_epi8(16));
-            [
-                _mm256_or_si256(nibbles32(wb.add(6)), hb),
-                _mm256_setzero_si256(),
-            ]
-        }
+        unsafe { [q5_weights(wb.add(2), wb.add(6)), _mm256_setzero_si256()] }
     }
     #[inline(always)]
     unsafe fn y(xb: *const u8) -> [__m256i; 2] {
@@ -1043,13 +1121,7 @@ impl Legacy for TileQ5_1 {
     #[inline(always)]
     unsafe fn w(wb: *const u8) -> [__m256i; 2] {
         // SAFETY: caller's contract.
-        unsafe {
-            let hb = _mm256_and_si256(bits_to_bytes(wb.add(4)), _mm256_set1_epi8(16));
-            [
-                _mm256_or_si256(nibbles32(wb.add(8)), hb),
-                _mm256_setzero_si256(),
-            ]
-        }
+        unsafe { [q5_weights(wb.add(4), wb.add(8)), _mm256_setzero_si256()] }
     }
     #[inline(always)]
     unsafe fn y(xb: *const u8) -> [__m256i; 2] {
