@@ -384,9 +384,11 @@ impl Session {
 /// [`super::cpuload`]):
 /// - *Contention, seen directly.* After every step on the session pool (batches too) the
 ///   run-queue wait of its workers is read: time they were runnable but another task held
-///   their CPU. Waiting more than [`Adapt::WAIT_CONTENDED`] of the step's thread-time means
-///   another process holds a core; every step then waits for a descheduled worker, so the
-///   next single-token steps run on the one-thread pool at once (without timing a try).
+///   their CPU. Waiting more than [`Adapt::WAIT_SURE`] of the step's thread-time (or more
+///   than [`Adapt::WAIT_CONTENDED`] on two steps in a row) means another process holds a
+///   core; every step then waits for a descheduled worker, so the next single-token steps
+///   run on the one-thread pool at once, without timing a try (even after the very first,
+///   cold step, or after a prompt batch).
 /// - *Free cores, seen directly.* On the one-thread pool, the idle time of the CPUs this
 ///   process may use is read over windows of [`Adapt::WINDOW`]. The session pool is tried
 ///   again only after a window in which the other cores were mostly idle (or, in case the
@@ -427,6 +429,8 @@ struct Adapt {
     waits: PoolWaits,
     /// Their total wait (ns) after the last reading, and how many workers it covered.
     last_wait: Option<(u64, usize)>,
+    /// The last step on the session pool was contended (a second one in a row leaves it).
+    strike: bool,
     /// Whether `last_wait` was read right after the last step (which ran on the session
     /// pool); if not, it is read again before the next step on that pool.
     fresh: bool,
@@ -454,8 +458,12 @@ impl Adapt {
     /// Time ratio the one-thread pool must beat to be chosen.
     const MARGIN_SINGLE: f64 = 1.0;
     /// Run-queue wait of the session pool's workers, as a fraction of the step's time times
-    /// the threads, above which the pool counts as contended.
+    /// the threads, above which the pool counts as contended: a try of it loses, and two
+    /// such steps in a row move the session to the one-thread pool.
     const WAIT_CONTENDED: f64 = 0.1;
+    /// Wait fraction above which one step is enough (a core held by a busy process makes
+    /// the workers wait for 40-80% of the step; a short blip rarely does).
+    const WAIT_SURE: f64 = 0.3;
     /// Length of an idle window on the one-thread pool, seconds (`/proc/stat` counts in
     /// 10 ms ticks).
     const WINDOW: f64 = 0.06;
@@ -489,6 +497,7 @@ impl Adapt {
             threads,
             waits,
             last_wait: None,
+            strike: false,
             fresh: false,
             idle,
             has_idle,
@@ -509,17 +518,29 @@ impl Adapt {
     }
 
     /// Takes the session pool workers' run-queue wait (`now`, from [`PoolWaits::total`])
-    /// after a step of `secs` on that pool: whether they waited for a CPU (`None`: unknown).
-    fn contended(&mut self, now: Option<(u64, usize)>, secs: f64) -> Option<bool> {
+    /// after a step of `secs` on that pool: the fraction of their time they waited for a CPU
+    /// (`None`: unknown).
+    fn wait_share(&mut self, now: Option<(u64, usize)>, secs: f64) -> Option<f64> {
         let last = std::mem::replace(&mut self.last_wait, now);
         self.fresh = true;
         match (last, now) {
             (Some((w0, n0)), Some((w1, n1))) if n0 == n1 && n1 == self.threads && secs > 0.0 => {
                 let waited = w1.saturating_sub(w0) as f64 * 1e-9;
-                Some(waited > Self::WAIT_CONTENDED * secs * self.threads as f64)
+                Some(waited / (secs * self.threads as f64))
             }
             _ => None,
         }
+    }
+
+    /// Judges the wait share of a step on the session pool: whether it was contended
+    /// (`None`: unknown), and whether that is enough to leave the pool (a clear wait, or the
+    /// second contended step in a row).
+    fn judge(&mut self, share: Option<f64>) -> (Option<bool>, bool) {
+        let contended = share.map(|s| s > Self::WAIT_CONTENDED);
+        let leave =
+            share.is_some_and(|s| s > Self::WAIT_SURE) || contended == Some(true) && self.strike;
+        self.strike = contended == Some(true);
+        (contended, leave)
     }
 
     /// Moves single-token steps to the one-thread pool (the session pool is contended).
@@ -527,9 +548,11 @@ impl Adapt {
         if !self.single_now {
             self.single_now = true;
             self.since = 0;
-            self.every = Self::FIRST_EVERY;
+            // Tried again as soon as a window sees the other cores idle.
+            self.every = Self::FIRST_TRY;
         }
         self.confirm = false;
+        self.strike = false;
         self.window = None;
         self.free = None;
     }
@@ -545,8 +568,13 @@ impl Adapt {
 
     /// Records a batch (several tokens, always on the session pool) of `secs`.
     fn record_batch(&mut self, secs: f64) {
-        let wait = self.waits.total();
-        if self.contended(wait, secs) == Some(true) {
+        self.record_batch_share(self.waits.total(), secs);
+    }
+
+    /// [`Adapt::record_batch`] with the workers' wait read after it.
+    fn record_batch_share(&mut self, wait: Option<(u64, usize)>, secs: f64) {
+        let share = self.wait_share(wait, secs);
+        if self.judge(share).1 {
             self.go_single();
         }
     }
@@ -602,19 +630,21 @@ impl Adapt {
         wait: Option<(u64, usize)>,
         cpu: Option<CpuTimes>,
     ) {
-        let contended = if single {
+        let (contended, leave) = if single {
             self.fresh = false;
+            self.strike = false;
             self.idle_window(end, cpu);
-            None
+            (None, false)
         } else {
             // The one-thread pool's idle window covers only its own steps.
             self.window = None;
-            self.contended(wait, secs)
+            let share = self.wait_share(wait, secs);
+            self.judge(share)
         };
         if !self.warm {
             // Cold caches make the time meaningless, not the wait.
             self.warm = true;
-            if contended == Some(true) {
+            if leave {
                 self.go_single();
             }
             return;
@@ -646,7 +676,7 @@ impl Adapt {
             }
             return;
         }
-        if contended == Some(true) {
+        if leave {
             self.go_single();
             return;
         }
@@ -1174,7 +1204,7 @@ mod tests {
         // workers wait again: the try loses at once and the interval grows.
         assert!(!f.step(0.030, 0.020, 0.0));
         assert!(f.a.single_now);
-        assert_eq!(f.a.every, Adapt::FIRST_EVERY * Adapt::BACKOFF);
+        assert_eq!(f.a.every, Adapt::FIRST_TRY * Adapt::BACKOFF);
         // The other core frees up: after the next idle window and the interval, the
         // session pool is tried; without waiting it is clearly faster, which a second try
         // confirms.
@@ -1188,9 +1218,24 @@ mod tests {
         assert!(!f.step(0.004, 0.0001, 0.0));
         assert!(!f.step(0.004, 0.0001, 0.0));
         assert!(!f.a.single_now && !f.a.use_single());
-        // A busy loop starts: the next step's workers wait, and one thread takes over at once.
+        // A short blip: one step waits a little (15% of 2 x 5 ms), the pool stays.
+        assert!(!f.step(0.005, 0.0015, 0.0));
         assert!(!f.step(0.004, 0.0001, 0.0));
-        assert!(!f.step(0.025, 0.015, 0.0));
+        // Two such steps in a row move the session to one thread.
+        assert!(!f.step(0.005, 0.0015, 0.0));
+        assert!(!f.step(0.005, 0.0015, 0.0));
+        assert!(f.a.single_now);
+        // The other core is free again: back to the session pool after the next window.
+        while f.a.use_single() {
+            assert!(f.step(0.006, 0.0, 1.0));
+        }
+        assert!(!f.step(0.004, 0.0001, 0.0));
+        assert!(!f.step(0.004, 0.0001, 0.0));
+        assert!(!f.a.single_now);
+        // A busy loop starts: the next step's workers wait 40% of the time, and one thread
+        // takes over at once.
+        assert!(!f.step(0.004, 0.0001, 0.0));
+        assert!(!f.step(0.025, 0.020, 0.0));
         assert!(f.a.single_now && f.a.use_single());
         // ... and a busy core during the first window keeps it there.
         for _ in 0..100 {
@@ -1213,10 +1258,9 @@ mod tests {
         assert_eq!(f.a.every, Adapt::FIRST_EVERY * Adapt::BACKOFF);
         // A prompt batch whose workers waited moves the next single-token steps to one thread.
         f.a.last_wait = Some((f.wait, 2));
-        f.wait += 50_000_000;
-        assert_eq!(f.a.contended(Some((f.wait, 2)), 0.1), Some(true));
-        f.a.go_single();
-        assert!(f.a.use_single());
+        f.wait += 80_000_000;
+        f.a.record_batch_share(Some((f.wait, 2)), 0.1);
+        assert!(f.a.single_now && f.a.use_single());
     }
 
     #[test]
