@@ -191,12 +191,12 @@ impl Session {
         let adaptive = opts.adaptive_threads && n_threads > 1;
         // Each worker of the session pool registers its scheduler statistics (run-queue wait),
         // which tell the pool choice when another process holds a core.
-        let waits = PoolWaits::new(n_threads);
+        let waits = [PoolWaits::new(n_threads), PoolWaits::new(1)];
         let mut builder = rayon::ThreadPoolBuilder::new()
             .num_threads(n_threads)
             .thread_name(|i| format!("kiln-{i}"));
         if adaptive {
-            let w = waits.clone();
+            let w = waits[0].clone();
             builder = builder.start_handler(move |_| w.register());
         }
         let pool = builder
@@ -214,9 +214,11 @@ impl Session {
         let last_logits = alloc_f32(cfg.n_vocab, 1, "logits")?;
         // Created here, not on first use: the decode loop allocates nothing.
         let adapt = if adaptive {
+            let w = waits[1].clone();
             let single = rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .thread_name(|_| "kiln-single".into())
+                .start_handler(move |_| w.register())
                 .build()
                 .map_err(|e| ModelError::ThreadPool(e.to_string()))?;
             Some(Adapt::new(single, n_threads, waits, CpuIdle::new()))
@@ -342,8 +344,8 @@ impl Session {
             // on the session pool, which `Adapt` still watches for contention.
             let one = chunk.len() == 1;
             let single = adapt.as_ref().is_some_and(|a| one && a.use_single());
-            if let Some(a) = adapt.as_mut().filter(|_| !single) {
-                a.before_pool_step();
+            if let Some(a) = adapt.as_mut() {
+                a.before_step(single);
             }
             let p = match adapt.as_ref() {
                 Some(a) if single => &a.single,
@@ -377,6 +379,53 @@ impl Session {
     }
 }
 
+/// The run-queue wait of one pool's workers, read around its steps.
+struct Watch {
+    waits: PoolWaits,
+    /// Threads of the pool.
+    threads: usize,
+    /// Total wait (ns) at the last reading, and how many workers it covered.
+    last: Option<(u64, usize)>,
+    /// Whether `last` was read right after this pool's last step (no other pool ran since);
+    /// if not, it is read again before the next step (workers spinning down after their last
+    /// step may have waited since).
+    fresh: bool,
+}
+
+impl Watch {
+    fn new(waits: PoolWaits, threads: usize) -> Watch {
+        Watch {
+            waits,
+            threads,
+            last: None,
+            fresh: false,
+        }
+    }
+
+    /// Before a step on this pool.
+    fn before(&mut self) {
+        if !self.fresh {
+            self.last = self.waits.total();
+            self.fresh = true;
+        }
+    }
+
+    /// Takes the workers' total wait (`now`, from [`PoolWaits::total`]) after a step of
+    /// `secs` on this pool: the fraction of their time they waited for a CPU (`None`:
+    /// unknown, e.g. not every worker registered).
+    fn share(&mut self, now: Option<(u64, usize)>, secs: f64) -> Option<f64> {
+        let last = std::mem::replace(&mut self.last, now);
+        self.fresh = true;
+        match (last, now) {
+            (Some((w0, n0)), Some((w1, n1))) if n0 == n1 && n1 == self.threads && secs > 0.0 => {
+                let waited = w1.saturating_sub(w0) as f64 * 1e-9;
+                Some(waited / (secs * self.threads as f64))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Chooses the pool of single-token steps: the session's pool or a one-thread pool
 /// ([`SessionOptions::adaptive_threads`]).
 ///
@@ -394,6 +443,11 @@ impl Session {
 ///   again only after a window in which the other cores were mostly idle (or, in case the
 ///   other process is niced and would yield, after [`Adapt::BUSY_EVERY`] steps), so a busy
 ///   core costs no tries.
+/// - *Oversubscription.* The one-thread pool's worker's wait is read too. When it waits as
+///   well (more runnable threads than cores, e.g. several busy processes), two threads get a
+///   larger share of the CPUs and may win despite their waits: then tries are not held back,
+///   a try of the waiting session pool is judged by its time, and once chosen that way only
+///   timing leaves it.
 ///
 /// Timing decides the rest, and everything where the statistics cannot be read. The pool in
 /// use is timed on every step (an exponential average; the very first step, which pays for
@@ -403,7 +457,8 @@ impl Session {
 /// little, one thread is the choice that cannot collapse when another process takes a core)
 /// is confirmed by a second try on the next step, and only two wins in a row switch pools
 /// (one lucky step must not move the session); after a switch the other pool is tried again
-/// soon. A try that loses, or a try of the session pool whose workers waited, multiplies the
+/// soon. A try that loses, or a try of the session pool whose workers waited (unless the one
+/// thread waits too), multiplies the
 /// interval by [`Adapt::BACKOFF`] up to [`Adapt::MAX_EVERY`], so in a steady state almost
 /// every step runs on the better pool. Without the statistics, a step more than twice as
 /// slow as the average (another process took a core) brings the next try forward, except
@@ -423,17 +478,17 @@ struct Adapt {
     confirm: bool,
     /// Whether a step was recorded yet (the first one is not timed).
     warm: bool,
-    /// Threads of the session pool.
-    threads: usize,
-    /// Run-queue wait of the session pool's workers.
-    waits: PoolWaits,
-    /// Their total wait (ns) after the last reading, and how many workers it covered.
-    last_wait: Option<(u64, usize)>,
+    /// Run-queue wait of the workers: `[session pool, one-thread pool]`.
+    watch: [Watch; 2],
     /// The last step on the session pool was contended (a second one in a row leaves it).
     strike: bool,
-    /// Whether `last_wait` was read right after the last step (which ran on the session
-    /// pool); if not, it is read again before the next step on that pool.
-    fresh: bool,
+    /// Average wait share of the one-thread pool's worker since the last switch to it: when
+    /// it waits too, the machine is oversubscribed (more runnable threads than cores), the
+    /// session pool's larger share of the CPUs may win despite its waits, and timing decides.
+    crowd: f64,
+    /// The session pool was chosen by timing although contended (oversubscribed machine):
+    /// only timing leaves it.
+    crowded_choice: bool,
     /// Idle time of the allowed CPUs (`None` where it cannot be read).
     idle: Option<CpuIdle>,
     /// Whether idle windows are measured (`idle` could be read when the session was created).
@@ -473,12 +528,14 @@ impl Adapt {
     /// Steps between tries of the session pool while the other cores are busy.
     const BUSY_EVERY: u32 = 1024;
 
+    /// `waits`: the session pool's workers (`threads` of them) and the one-thread pool's.
     fn new(
         single: rayon::ThreadPool,
         threads: usize,
-        waits: PoolWaits,
+        waits: [PoolWaits; 2],
         idle: Option<CpuIdle>,
     ) -> Adapt {
+        let [w0, w1] = waits;
         let has_idle = idle.is_some();
         Adapt {
             single,
@@ -494,11 +551,10 @@ impl Adapt {
             },
             confirm: false,
             warm: false,
-            threads,
-            waits,
-            last_wait: None,
+            watch: [Watch::new(w0, threads), Watch::new(w1, 1)],
             strike: false,
-            fresh: false,
+            crowd: 0.0,
+            crowded_choice: false,
             idle,
             has_idle,
             window: None,
@@ -513,23 +569,14 @@ impl Adapt {
                 && (!self.single_now
                     || !self.has_idle
                     || self.free == Some(true)
+                    || self.crowded()
                     || self.since >= Self::BUSY_EVERY);
         self.single_now ^ due
     }
 
-    /// Takes the session pool workers' run-queue wait (`now`, from [`PoolWaits::total`])
-    /// after a step of `secs` on that pool: the fraction of their time they waited for a CPU
-    /// (`None`: unknown).
-    fn wait_share(&mut self, now: Option<(u64, usize)>, secs: f64) -> Option<f64> {
-        let last = std::mem::replace(&mut self.last_wait, now);
-        self.fresh = true;
-        match (last, now) {
-            (Some((w0, n0)), Some((w1, n1))) if n0 == n1 && n1 == self.threads && secs > 0.0 => {
-                let waited = w1.saturating_sub(w0) as f64 * 1e-9;
-                Some(waited / (secs * self.threads as f64))
-            }
-            _ => None,
-        }
+    /// Whether the one-thread pool's worker waits for a CPU too (oversubscribed machine).
+    fn crowded(&self) -> bool {
+        self.crowd > Self::WAIT_CONTENDED
     }
 
     /// Judges the wait share of a step on the session pool: whether it was contended
@@ -553,28 +600,28 @@ impl Adapt {
         }
         self.confirm = false;
         self.strike = false;
+        self.crowd = 0.0;
+        self.crowded_choice = false;
         self.window = None;
         self.free = None;
     }
 
-    /// Before a step on the session pool: makes sure the workers' wait is read just before it
-    /// (not long ago, when workers still spinning down may have waited since).
-    fn before_pool_step(&mut self) {
-        if !self.fresh {
-            self.last_wait = self.waits.total();
-            self.fresh = true;
-        }
+    /// Before a step on the one-thread pool (`single`) or the session pool.
+    fn before_step(&mut self, single: bool) {
+        self.watch[usize::from(single)].before();
     }
 
     /// Records a batch (several tokens, always on the session pool) of `secs`.
     fn record_batch(&mut self, secs: f64) {
-        self.record_batch_share(self.waits.total(), secs);
+        let wait = self.watch[0].waits.total();
+        self.record_batch_share(wait, secs);
     }
 
     /// [`Adapt::record_batch`] with the workers' wait read after it.
     fn record_batch_share(&mut self, wait: Option<(u64, usize)>, secs: f64) {
-        let share = self.wait_share(wait, secs);
-        if self.judge(share).1 {
+        let share = self.watch[0].share(wait, secs);
+        self.watch[1].fresh = false;
+        if self.judge(share).1 && !self.crowded_choice {
             self.go_single();
         }
     }
@@ -596,7 +643,10 @@ impl Adapt {
         }
         if let Some((_, c0)) = self.window {
             self.free = cpu.and_then(|c1| {
-                let want = self.threads.min(c1.cpus as usize).saturating_sub(1) as f64;
+                let want = self.watch[0]
+                    .threads
+                    .min(c1.cpus as usize)
+                    .saturating_sub(1) as f64;
                 c1.idle_cpus_since(&c0)
                     .map(|cpus| want > 0.0 && cpus >= Self::FREE * want)
             });
@@ -607,21 +657,15 @@ impl Adapt {
     /// Records a finished single-token step (which pool ran it, how long it took, when it
     /// ended), reading the scheduler statistics it needs.
     fn step(&mut self, single: bool, secs: f64, end: Instant) {
-        let (wait, cpu) = if single {
-            let due = self.window_due(end);
-            (
-                None,
-                self.idle.as_mut().filter(|_| due).and_then(CpuIdle::sample),
-            )
-        } else {
-            (self.waits.total(), None)
-        };
+        let due = single && self.window_due(end);
+        let cpu = self.idle.as_mut().filter(|_| due).and_then(CpuIdle::sample);
+        let wait = self.watch[usize::from(single)].waits.total();
         self.record(single, secs, end, wait, cpu);
     }
 
     /// Records a finished single-token step: which pool ran it, how long it took, when it
-    /// ended, and the statistics read after it: the session pool workers' wait after a step
-    /// on that pool, the CPU totals after a step on the one-thread pool that ends a window.
+    /// ended, and the statistics read after it: the total wait of the pool's workers, the
+    /// CPU totals after a step on the one-thread pool that ends a window.
     fn record(
         &mut self,
         single: bool,
@@ -630,16 +674,21 @@ impl Adapt {
         wait: Option<(u64, usize)>,
         cpu: Option<CpuTimes>,
     ) {
+        let (used, cur) = (usize::from(single), usize::from(self.single_now));
+        let share = self.watch[used].share(wait, secs);
+        self.watch[1 - used].fresh = false;
         let (contended, leave) = if single {
-            self.fresh = false;
             self.strike = false;
             self.idle_window(end, cpu);
+            if let Some(s) = share {
+                self.crowd += 0.25 * (s - self.crowd);
+            }
             (None, false)
         } else {
             // The one-thread pool's idle window covers only its own steps.
             self.window = None;
-            let share = self.wait_share(wait, secs);
-            self.judge(share)
+            let (contended, leave) = self.judge(share);
+            (contended, leave && !self.crowded_choice)
         };
         if !self.warm {
             // Cold caches make the time meaningless, not the wait.
@@ -649,7 +698,6 @@ impl Adapt {
             }
             return;
         }
-        let (used, cur) = (usize::from(single), usize::from(self.single_now));
         if used != cur {
             // A try of the other pool.
             self.since = 0;
@@ -660,11 +708,13 @@ impl Adapt {
             } else {
                 Self::MARGIN
             };
-            let wins = contended != Some(true) && secs < self.est[cur] * margin;
+            // A contended session pool loses unless the one thread waits as well.
+            let wins = (contended != Some(true) || self.crowded()) && secs < self.est[cur] * margin;
             if wins && !self.confirm {
                 self.confirm = true;
             } else if wins {
                 self.confirm = false;
+                self.crowded_choice = contended == Some(true);
                 self.single_now = single;
                 self.est[used] = secs;
                 self.every = Self::FIRST_EVERY;
@@ -1065,7 +1115,12 @@ mod tests {
     /// An `Adapt` for a two-thread session pool, without scheduler statistics (readings are
     /// fed by hand in the tests that use them).
     fn adapt() -> Adapt {
-        Adapt::new(one_thread_pool(), 2, PoolWaits::new(2), None)
+        Adapt::new(
+            one_thread_pool(),
+            2,
+            [PoolWaits::new(2), PoolWaits::new(1)],
+            None,
+        )
     }
 
     /// Records a step without scheduler statistics.
@@ -1135,6 +1190,8 @@ mod tests {
         a: Adapt,
         /// Total wait of the two workers so far, ns.
         wait: u64,
+        /// Total wait of the one-thread pool's worker so far, ns.
+        swait: u64,
         /// CPU totals so far (two CPUs).
         cpu: CpuTimes,
         t: Instant,
@@ -1146,8 +1203,8 @@ mod tests {
             // As if both files could be read.
             a.has_idle = true;
             a.every = Adapt::FIRST_EVERY;
-            a.last_wait = Some((0, 2));
-            a.fresh = true;
+            a.watch[0].last = Some((0, 2));
+            a.watch[0].fresh = true;
             let cpu = CpuTimes {
                 idle: 0,
                 total: 0,
@@ -1156,14 +1213,15 @@ mod tests {
             Fed {
                 a,
                 wait: 0,
+                swait: 0,
                 cpu,
                 t: Instant::now(),
             }
         }
 
-        /// One step of `secs` on the pool `Adapt` chooses; on the session pool its workers
-        /// wait `waited` seconds in all, on the one-thread pool the other CPU is idle for
-        /// `idle` of the step's time (clock ticks of 1 ms here). Returns the pool used.
+        /// One step of `secs` on the pool `Adapt` chooses, whose workers wait `waited`
+        /// seconds in all; on the one-thread pool the other CPU is idle for `idle` of the
+        /// step's time (clock ticks of 1 ms here). Returns the pool used.
         fn step(&mut self, secs: f64, waited: f64, idle: f64) -> bool {
             let single = self.a.use_single();
             self.t += std::time::Duration::from_secs_f64(secs);
@@ -1172,12 +1230,19 @@ mod tests {
             if single {
                 self.cpu.idle += (idle * secs * 1e3) as u64;
                 let cpu = self.a.window_due(self.t).then_some(self.cpu);
-                self.a.record(true, secs, self.t, None, cpu);
+                // What `before_step` reads.
+                if !self.a.watch[1].fresh {
+                    self.a.watch[1].last = Some((self.swait, 1));
+                    self.a.watch[1].fresh = true;
+                }
+                self.swait += (waited * 1e9) as u64;
+                let wait = Some((self.swait, 1));
+                self.a.record(true, secs, self.t, wait, cpu);
             } else {
                 // What `before_pool_step` reads.
-                if !self.a.fresh {
-                    self.a.last_wait = Some((self.wait, 2));
-                    self.a.fresh = true;
+                if !self.a.watch[0].fresh {
+                    self.a.watch[0].last = Some((self.wait, 2));
+                    self.a.watch[0].fresh = true;
                 }
                 self.wait += (waited * 1e9) as u64;
                 let wait = Some((self.wait, 2));
@@ -1245,6 +1310,35 @@ mod tests {
     }
 
     #[test]
+    fn adapt_on_an_oversubscribed_machine_lets_timing_decide() {
+        let mut f = Fed::new();
+        // The workers wait half the first step: one thread.
+        assert!(!f.step(0.040, 0.040, 0.0));
+        assert!(f.a.single_now);
+        // The one thread waits too (half its time), no core is idle: the machine is
+        // oversubscribed, where the session pool's larger share of the CPUs can win, so it
+        // is tried soon, although busy.
+        let mut n = 0;
+        while f.a.use_single() {
+            f.step(0.012, 0.006, 0.0);
+            n += 1;
+            assert!(n <= Adapt::FIRST_TRY, "no try after {n} steps");
+        }
+        assert!(f.a.crowded());
+        // Its workers wait as well, but it is faster: confirmed, chosen.
+        assert!(!f.step(0.008, 0.006, 0.0));
+        assert!(!f.step(0.008, 0.006, 0.0));
+        assert!(!f.a.single_now && f.a.crowded_choice);
+        // Its waits do not move the session back; only timing does.
+        for _ in 0..Adapt::FIRST_EVERY {
+            assert!(!f.step(0.008, 0.006, 0.0));
+        }
+        assert!(f.step(0.007, 0.0035, 0.0));
+        assert!(f.step(0.007, 0.0035, 0.0));
+        assert!(f.a.single_now && !f.a.crowded_choice);
+    }
+
+    #[test]
     fn adapt_without_contention_keeps_the_session_pool() {
         let mut f = Fed::new();
         // Workers that hardly wait: the session pool stays; the one-thread pool is tried
@@ -1257,7 +1351,7 @@ mod tests {
         assert!(!f.a.single_now);
         assert_eq!(f.a.every, Adapt::FIRST_EVERY * Adapt::BACKOFF);
         // A prompt batch whose workers waited moves the next single-token steps to one thread.
-        f.a.last_wait = Some((f.wait, 2));
+        f.a.watch[0].last = Some((f.wait, 2));
         f.wait += 80_000_000;
         f.a.record_batch_share(Some((f.wait, 2)), 0.1);
         assert!(f.a.single_now && f.a.use_single());
