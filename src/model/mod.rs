@@ -16,6 +16,7 @@ use crate::GgmlType;
 use crate::gguf::{GgufError, GgufFile, OpenOptions};
 
 pub mod config;
+mod cpuload;
 mod gemma3;
 mod llama;
 pub mod perplexity;

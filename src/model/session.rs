@@ -26,6 +26,7 @@ use crate::ops::attention::{
 use crate::ops::norm::rms_norm_rows;
 use crate::ops::rope::{RopeParams, rope_apply_heads, rope_cache};
 
+use super::cpuload::{CpuIdle, CpuTimes, PoolWaits};
 use super::{Config, MatWeight, Model, ModelError};
 
 /// Context used when the caller does not choose one (capped by the training context).
@@ -58,10 +59,14 @@ pub struct SessionOptions {
     /// as llama.cpp does by default (its `LLAMA_ATTN_ROT_DISABLE=1` turns it off): scores are
     /// unchanged, quantization error is much smaller. No effect on `F32`/`F16` caches.
     pub kv_rotation: bool,
-    /// With several threads, time single-token steps (the decode loop) on the session's pool
-    /// and, now and then, on a one-thread pool, and use whichever is faster. When another
-    /// process keeps a core busy, a thread of the pool can be descheduled in the middle of a
-    /// step and every step waits for it; one thread is then faster than two. Results are
+    /// With several threads, run single-token steps (the decode loop) on a one-thread pool
+    /// while another process holds a core, and on the session's pool otherwise. When a core
+    /// is taken, a thread of the pool can be descheduled in the middle of a step and every
+    /// step waits for it: one thread is then faster than two. On Linux the choice reads the
+    /// scheduler's statistics (how long the pool's workers waited for a CPU; how idle the
+    /// other CPUs are while one thread runs), so a busy core is seen without trying it;
+    /// timing the steps on both pools decides the rest (when two threads gain little) and
+    /// everything elsewhere. Batches (prompts) always use the session's pool. Results are
     /// bit-identical either way (see the module docs); only the speed differs.
     pub adaptive_threads: bool,
 }
@@ -183,9 +188,18 @@ impl Session {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let pool = rayon::ThreadPoolBuilder::new()
+        let adaptive = opts.adaptive_threads && n_threads > 1;
+        // Each worker of the session pool registers its scheduler statistics (run-queue wait),
+        // which tell the pool choice when another process holds a core.
+        let waits = [PoolWaits::new(n_threads), PoolWaits::new(1)];
+        let mut builder = rayon::ThreadPoolBuilder::new()
             .num_threads(n_threads)
-            .thread_name(|i| format!("kiln-{i}"))
+            .thread_name(|i| format!("kiln-{i}"));
+        if adaptive {
+            let w = waits[0].clone();
+            builder = builder.start_handler(move |_| w.register());
+        }
+        let pool = builder
             .build()
             .map_err(|e| ModelError::ThreadPool(e.to_string()))?;
         let kv = KvCache::new(
@@ -199,13 +213,15 @@ impl Session {
         let scratch = Scratch::new(cfg, n_batch, opts.kv_type)?;
         let last_logits = alloc_f32(cfg.n_vocab, 1, "logits")?;
         // Created here, not on first use: the decode loop allocates nothing.
-        let adapt = if opts.adaptive_threads && n_threads > 1 {
+        let adapt = if adaptive {
+            let w = waits[1].clone();
             let single = rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .thread_name(|_| "kiln-single".into())
+                .start_handler(move |_| w.register())
                 .build()
                 .map_err(|e| ModelError::ThreadPool(e.to_string()))?;
-            Some(Adapt::new(single))
+            Some(Adapt::new(single, n_threads, waits, CpuIdle::new()))
         } else {
             None
         };
@@ -324,18 +340,21 @@ impl Session {
             let first = c * *n_batch;
             let out_lo = outputs.start.clamp(first, first + chunk.len()) - first;
             let out_hi = outputs.end.clamp(first, first + chunk.len()) - first;
-            let timed = adapt.as_mut().filter(|_| chunk.len() == 1);
-            let (pool, mut timed) = match timed {
-                Some(a) => {
-                    let single = a.use_single();
-                    let p = if single { &a.single } else { &*pool };
-                    (p, Some((single, Instant::now())))
-                }
-                None => (&*pool, None),
+            // Single-token steps (the decode loop) run on the pool `Adapt` chooses; batches
+            // on the session pool, which `Adapt` still watches for contention.
+            let one = chunk.len() == 1;
+            let single = adapt.as_ref().is_some_and(|a| one && a.use_single());
+            if let Some(a) = adapt.as_mut() {
+                a.before_step(single);
+            }
+            let p = match adapt.as_ref() {
+                Some(a) if single => &a.single,
+                _ => &*pool,
             };
+            let t0 = adapt.as_ref().map(|_| Instant::now());
             let r = forward_batch(
                 model,
-                pool,
+                p,
                 kv,
                 scratch,
                 chunk,
@@ -344,8 +363,14 @@ impl Session {
                 out_lo..out_hi,
                 &mut |i, l| sink(first + i, l),
             );
-            if let (Some((single, t0)), Some(a), true) = (timed.take(), adapt.as_mut(), r.is_ok()) {
-                a.record(single, t0.elapsed().as_secs_f64());
+            if let (Some(t0), Some(a), true) = (t0, adapt.as_mut(), r.is_ok()) {
+                let end = Instant::now();
+                let secs = end.duration_since(t0).as_secs_f64();
+                if one {
+                    a.step(single, secs, end);
+                } else {
+                    a.record_batch(secs);
+                }
             }
             r?;
             *n_past += chunk.len();
@@ -354,21 +379,91 @@ impl Session {
     }
 }
 
-/// Chooses the pool of single-token steps: the session's pool or a one-thread pool, by their
-/// measured step times ([`SessionOptions::adaptive_threads`]).
+/// The run-queue wait of one pool's workers, read around its steps.
+struct Watch {
+    waits: PoolWaits,
+    /// Threads of the pool.
+    threads: usize,
+    /// Total wait (ns) at the last reading, and how many workers it covered.
+    last: Option<(u64, usize)>,
+    /// Whether `last` was read right after this pool's last step (no other pool ran since);
+    /// if not, it is read again before the next step (workers spinning down after their last
+    /// step may have waited since).
+    fresh: bool,
+}
+
+impl Watch {
+    fn new(waits: PoolWaits, threads: usize) -> Watch {
+        Watch {
+            waits,
+            threads,
+            last: None,
+            fresh: false,
+        }
+    }
+
+    /// Before a step on this pool.
+    fn before(&mut self) {
+        if !self.fresh {
+            self.last = self.waits.total();
+            self.fresh = true;
+        }
+    }
+
+    /// Takes the workers' total wait (`now`, from [`PoolWaits::total`]) after a step of
+    /// `secs` on this pool: the fraction of their time they waited for a CPU (`None`:
+    /// unknown, e.g. not every worker registered).
+    fn share(&mut self, now: Option<(u64, usize)>, secs: f64) -> Option<f64> {
+        let last = std::mem::replace(&mut self.last, now);
+        self.fresh = true;
+        match (last, now) {
+            (Some((w0, n0)), Some((w1, n1))) if n0 == n1 && n1 == self.threads && secs > 0.0 => {
+                let waited = w1.saturating_sub(w0) as f64 * 1e-9;
+                Some(waited / (secs * self.threads as f64))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Chooses the pool of single-token steps: the session's pool or a one-thread pool
+/// ([`SessionOptions::adaptive_threads`]).
 ///
-/// The pool in use is timed on every step (an exponential average; the very first step, which
-/// pays for cold caches, is not counted); the other one is tried for one step after `every`
-/// steps. A try that is faster (the session pool by [`Adapt::MARGIN`], the one-thread pool at
-/// all: when two threads gain little, one thread is the choice that cannot collapse when
-/// another process takes a core) is confirmed by a second try on
-/// the next step, and only two wins in a row switch pools (one lucky step of a pool sharing
-/// its cores with another process must not move the session onto it); after a switch the
-/// other pool is tried again soon. A try that loses multiplies the interval by
-/// [`Adapt::BACKOFF`] up to [`Adapt::MAX_EVERY`], so in a steady state almost every step runs
-/// on the better pool. A step more than twice as slow as the average (another process took a
-/// core) brings the next try forward, except right after a try (the other pool's workers may
-/// still be spinning then).
+/// Two kinds of evidence, where the system offers them (Linux `/proc`, read by
+/// [`super::cpuload`]):
+/// - *Contention, seen directly.* After every step on the session pool (batches too) the
+///   run-queue wait of its workers is read: time they were runnable but another task held
+///   their CPU. Waiting more than [`Adapt::WAIT_SURE`] of the step's thread-time (or more
+///   than [`Adapt::WAIT_CONTENDED`] on two steps in a row) means another process holds a
+///   core; every step then waits for a descheduled worker, so the next single-token steps
+///   run on the one-thread pool at once, without timing a try (even after the very first,
+///   cold step, or after a prompt batch).
+/// - *Free cores, seen directly.* On the one-thread pool, the idle time of the CPUs this
+///   process may use is read over windows of [`Adapt::WINDOW`]. The session pool is tried
+///   again only after a window in which the other cores were mostly idle (or, in case the
+///   other process is niced and would yield, after [`Adapt::BUSY_EVERY`] steps), so a busy
+///   core costs no tries.
+/// - *Oversubscription.* The one-thread pool's worker's wait is read too. When it waits as
+///   well (more runnable threads than cores, e.g. several busy processes), two threads get a
+///   larger share of the CPUs and may win despite their waits: then tries are not held back,
+///   a try of the waiting session pool is judged by its time, and once chosen that way only
+///   timing leaves it.
+///
+/// Timing decides the rest, and everything where the statistics cannot be read. The pool in
+/// use is timed on every step (an exponential average; the very first step, which pays for
+/// cold caches, is not counted); the other one is tried for one step after `every` steps
+/// (and, with the statistics, only when the rules above allow it). A try that is faster (the
+/// session pool by [`Adapt::MARGIN`], the one-thread pool at all: when two threads gain
+/// little, one thread is the choice that cannot collapse when another process takes a core)
+/// is confirmed by a second try on the next step, and only two wins in a row switch pools
+/// (one lucky step must not move the session); after a switch the other pool is tried again
+/// soon. A try that loses, or a try of the session pool whose workers waited (unless the one
+/// thread waits too), multiplies the
+/// interval by [`Adapt::BACKOFF`] up to [`Adapt::MAX_EVERY`], so in a steady state almost
+/// every step runs on the better pool. Without the statistics, a step more than twice as
+/// slow as the average (another process took a core) brings the next try forward, except
+/// right after a try (the other pool's workers may still be spinning then), and the first
+/// try comes after [`Adapt::FIRST_TRY`] steps instead of [`Adapt::FIRST_EVERY`].
 struct Adapt {
     single: rayon::ThreadPool,
     /// Average seconds per step: `[session pool, one-thread pool]` (0: not measured yet).
@@ -383,9 +478,30 @@ struct Adapt {
     confirm: bool,
     /// Whether a step was recorded yet (the first one is not timed).
     warm: bool,
+    /// Run-queue wait of the workers: `[session pool, one-thread pool]`.
+    watch: [Watch; 2],
+    /// The last step on the session pool was contended (a second one in a row leaves it).
+    strike: bool,
+    /// Average wait share of the one-thread pool's worker since the last switch to it: when
+    /// it waits too, the machine is oversubscribed (more runnable threads than cores), the
+    /// session pool's larger share of the CPUs may win despite its waits, and timing decides.
+    crowd: f64,
+    /// The session pool was chosen by timing although contended (oversubscribed machine):
+    /// only timing leaves it.
+    crowded_choice: bool,
+    /// Idle time of the allowed CPUs (`None` where it cannot be read).
+    idle: Option<CpuIdle>,
+    /// Whether idle windows are measured (`idle` could be read when the session was created).
+    has_idle: bool,
+    /// Start of the current idle window (on the one-thread pool): when, and the totals then.
+    window: Option<(Instant, CpuTimes)>,
+    /// Whether the last complete window saw enough idle CPU time for the session pool's
+    /// other workers (`None`: no window since the last switch or try).
+    free: Option<bool>,
 }
 
 impl Adapt {
+    /// Steps before the first try without the scheduler statistics.
     const FIRST_TRY: u32 = 2;
     const FIRST_EVERY: u32 = 16;
     const MAX_EVERY: u32 = 256;
@@ -396,32 +512,192 @@ impl Adapt {
     const MARGIN: f64 = 0.85;
     /// Time ratio the one-thread pool must beat to be chosen.
     const MARGIN_SINGLE: f64 = 1.0;
+    /// Run-queue wait of the session pool's workers, as a fraction of the step's time times
+    /// the threads, above which the pool counts as contended: a try of it loses, and two
+    /// such steps in a row move the session to the one-thread pool.
+    const WAIT_CONTENDED: f64 = 0.1;
+    /// Wait fraction above which one step is enough (a core held by a busy process makes
+    /// the workers wait for 40-80% of the step; a short blip rarely does).
+    const WAIT_SURE: f64 = 0.3;
+    /// Length of an idle window on the one-thread pool, seconds (`/proc/stat` counts in
+    /// 10 ms ticks).
+    const WINDOW: f64 = 0.06;
+    /// Fraction of the session pool's other workers' CPUs that must have been idle in a
+    /// window for a try of the session pool.
+    const FREE: f64 = 0.5;
+    /// Steps between tries of the session pool while the other cores are busy.
+    const BUSY_EVERY: u32 = 1024;
 
-    fn new(single: rayon::ThreadPool) -> Adapt {
+    /// `waits`: the session pool's workers (`threads` of them) and the one-thread pool's.
+    fn new(
+        single: rayon::ThreadPool,
+        threads: usize,
+        waits: [PoolWaits; 2],
+        idle: Option<CpuIdle>,
+    ) -> Adapt {
+        let [w0, w1] = waits;
+        let has_idle = idle.is_some();
         Adapt {
             single,
             est: [0.0; 2],
             single_now: false,
             since: 0,
-            // The first try comes early: a bench or a short answer is only tens of steps.
-            every: Self::FIRST_TRY,
+            // Without direct evidence of contention the first try comes early: a bench or a
+            // short answer is only tens of steps.
+            every: if has_idle {
+                Self::FIRST_EVERY
+            } else {
+                Self::FIRST_TRY
+            },
             confirm: false,
             warm: false,
+            watch: [Watch::new(w0, threads), Watch::new(w1, 1)],
+            strike: false,
+            crowd: 0.0,
+            crowded_choice: false,
+            idle,
+            has_idle,
+            window: None,
+            free: None,
         }
     }
 
     /// Whether the next step runs on the one-thread pool.
     fn use_single(&self) -> bool {
-        self.single_now ^ (self.confirm || self.since >= self.every)
+        let due = self.confirm
+            || self.since >= self.every
+                && (!self.single_now
+                    || !self.has_idle
+                    || self.free == Some(true)
+                    || self.crowded()
+                    || self.since >= Self::BUSY_EVERY);
+        self.single_now ^ due
     }
 
-    /// Records a finished step: which pool ran it and how long it took.
-    fn record(&mut self, single: bool, secs: f64) {
-        if !self.warm {
-            self.warm = true;
+    /// Whether the one-thread pool's worker waits for a CPU too (oversubscribed machine).
+    fn crowded(&self) -> bool {
+        self.crowd > Self::WAIT_CONTENDED
+    }
+
+    /// Judges the wait share of a step on the session pool: whether it was contended
+    /// (`None`: unknown), and whether that is enough to leave the pool (a clear wait, or the
+    /// second contended step in a row).
+    fn judge(&mut self, share: Option<f64>) -> (Option<bool>, bool) {
+        let contended = share.map(|s| s > Self::WAIT_CONTENDED);
+        let leave =
+            share.is_some_and(|s| s > Self::WAIT_SURE) || contended == Some(true) && self.strike;
+        self.strike = contended == Some(true);
+        (contended, leave)
+    }
+
+    /// Moves single-token steps to the one-thread pool (the session pool is contended).
+    fn go_single(&mut self) {
+        if !self.single_now {
+            self.single_now = true;
+            self.since = 0;
+            // Tried again as soon as a window sees the other cores idle.
+            self.every = Self::FIRST_TRY;
+        }
+        self.confirm = false;
+        self.strike = false;
+        self.crowd = 0.0;
+        self.crowded_choice = false;
+        self.window = None;
+        self.free = None;
+    }
+
+    /// Before a step on the one-thread pool (`single`) or the session pool.
+    fn before_step(&mut self, single: bool) {
+        self.watch[usize::from(single)].before();
+    }
+
+    /// Records a batch (several tokens, always on the session pool) of `secs`.
+    fn record_batch(&mut self, secs: f64) {
+        let wait = self.watch[0].waits.total();
+        self.record_batch_share(wait, secs);
+    }
+
+    /// [`Adapt::record_batch`] with the workers' wait read after it.
+    fn record_batch_share(&mut self, wait: Option<(u64, usize)>, secs: f64) {
+        let share = self.watch[0].share(wait, secs);
+        self.watch[1].fresh = false;
+        if self.judge(share).1 && !self.crowded_choice {
+            self.go_single();
+        }
+    }
+
+    /// Whether an idle window ends with a step on the one-thread pool ending at `end` (or a
+    /// new one starts): when to read [`CpuIdle`].
+    fn window_due(&self, end: Instant) -> bool {
+        self.has_idle
+            && self
+                .window
+                .is_none_or(|(t0, _)| end.duration_since(t0).as_secs_f64() >= Self::WINDOW)
+    }
+
+    /// Advances the idle window with the totals `cpu` read after a step on the one-thread pool
+    /// ending at `end` (read when [`Adapt::window_due`]).
+    fn idle_window(&mut self, end: Instant, cpu: Option<CpuTimes>) {
+        if !self.window_due(end) {
             return;
         }
+        if let Some((_, c0)) = self.window {
+            self.free = cpu.and_then(|c1| {
+                let want = self.watch[0]
+                    .threads
+                    .min(c1.cpus as usize)
+                    .saturating_sub(1) as f64;
+                c1.idle_cpus_since(&c0)
+                    .map(|cpus| want > 0.0 && cpus >= Self::FREE * want)
+            });
+        }
+        self.window = cpu.map(|c| (end, c));
+    }
+
+    /// Records a finished single-token step (which pool ran it, how long it took, when it
+    /// ended), reading the scheduler statistics it needs.
+    fn step(&mut self, single: bool, secs: f64, end: Instant) {
+        let due = single && self.window_due(end);
+        let cpu = self.idle.as_mut().filter(|_| due).and_then(CpuIdle::sample);
+        let wait = self.watch[usize::from(single)].waits.total();
+        self.record(single, secs, end, wait, cpu);
+    }
+
+    /// Records a finished single-token step: which pool ran it, how long it took, when it
+    /// ended, and the statistics read after it: the total wait of the pool's workers, the
+    /// CPU totals after a step on the one-thread pool that ends a window.
+    fn record(
+        &mut self,
+        single: bool,
+        secs: f64,
+        end: Instant,
+        wait: Option<(u64, usize)>,
+        cpu: Option<CpuTimes>,
+    ) {
         let (used, cur) = (usize::from(single), usize::from(self.single_now));
+        let share = self.watch[used].share(wait, secs);
+        self.watch[1 - used].fresh = false;
+        let (contended, leave) = if single {
+            self.strike = false;
+            self.idle_window(end, cpu);
+            if let Some(s) = share {
+                self.crowd += 0.25 * (s - self.crowd);
+            }
+            (None, false)
+        } else {
+            // The one-thread pool's idle window covers only its own steps.
+            self.window = None;
+            let (contended, leave) = self.judge(share);
+            (contended, leave && !self.crowded_choice)
+        };
+        if !self.warm {
+            // Cold caches make the time meaningless, not the wait.
+            self.warm = true;
+            if leave {
+                self.go_single();
+            }
+            return;
+        }
         if used != cur {
             // A try of the other pool.
             self.since = 0;
@@ -432,18 +708,26 @@ impl Adapt {
             } else {
                 Self::MARGIN
             };
-            let wins = secs < self.est[cur] * margin;
+            // A contended session pool loses unless the one thread waits as well.
+            let wins = (contended != Some(true) || self.crowded()) && secs < self.est[cur] * margin;
             if wins && !self.confirm {
                 self.confirm = true;
             } else if wins {
                 self.confirm = false;
+                self.crowded_choice = contended == Some(true);
                 self.single_now = single;
                 self.est[used] = secs;
                 self.every = Self::FIRST_EVERY;
             } else {
                 self.confirm = false;
                 self.every = (self.every * Self::BACKOFF).min(Self::MAX_EVERY);
+                // The next try of the session pool waits for a new idle window.
+                self.free = None;
             }
+            return;
+        }
+        if leave {
+            self.go_single();
             return;
         }
         self.since += 1;
@@ -457,7 +741,7 @@ impl Adapt {
             // spinning before they sleep: not a sign that this pool got slower.
             return;
         }
-        if secs > 2.0 * *e {
+        if secs > 2.0 * *e && contended.is_none() && !self.has_idle {
             self.since = self.since.max(self.every);
         }
         *e += 0.25 * (secs - *e);
@@ -828,58 +1112,249 @@ mod tests {
             .unwrap()
     }
 
+    /// An `Adapt` for a two-thread session pool, without scheduler statistics (readings are
+    /// fed by hand in the tests that use them).
+    fn adapt() -> Adapt {
+        Adapt::new(
+            one_thread_pool(),
+            2,
+            [PoolWaits::new(2), PoolWaits::new(1)],
+            None,
+        )
+    }
+
+    /// Records a step without scheduler statistics.
+    fn rec(a: &mut Adapt, single: bool, secs: f64) {
+        a.record(single, secs, Instant::now(), None, None);
+    }
+
     #[test]
     fn adapt_switches_to_the_faster_pool_and_backs_off() {
-        let mut a = Adapt::new(one_thread_pool());
+        // Timing alone (no scheduler statistics, as where /proc cannot be read).
+        let mut a = adapt();
+        assert_eq!(a.every, Adapt::FIRST_TRY);
         let every = Adapt::FIRST_EVERY;
         // The first step (cold caches) is not counted, however slow.
         assert!(!a.use_single());
-        a.record(false, 1.0);
+        rec(&mut a, false, 1.0);
         for _ in 0..Adapt::FIRST_TRY {
             assert!(!a.use_single());
-            a.record(false, 0.010);
+            rec(&mut a, false, 0.010);
         }
         // Time to try the one-thread pool (early, the first time): clearly faster, which a
         // second try confirms, so it is chosen.
         assert!(a.use_single());
-        a.record(true, 0.005);
+        rec(&mut a, true, 0.005);
         assert!(!a.single_now && a.use_single());
-        a.record(true, 0.005);
+        rec(&mut a, true, 0.005);
         assert!(a.single_now && a.use_single());
         for _ in 0..every {
-            a.record(true, 0.005);
+            rec(&mut a, true, 0.005);
         }
         // The session pool is tried again, is slower: the interval grows.
         assert!(!a.use_single());
-        a.record(false, 0.0055);
+        rec(&mut a, false, 0.0055);
         assert!(a.single_now);
         assert_eq!(a.every, Adapt::BACKOFF * every);
         // A slow step right after a try (the other pool's workers still spinning) is ignored.
-        a.record(true, 0.02);
+        rec(&mut a, true, 0.02);
         assert!(a.use_single());
         assert_eq!(a.est[1], 0.005);
         for _ in 0..3 {
             assert!(a.use_single());
-            a.record(true, 0.005);
+            rec(&mut a, true, 0.005);
         }
         // Later, a step twice as slow as usual brings the next try forward.
-        a.record(true, 0.02);
+        rec(&mut a, true, 0.02);
         assert!(!a.use_single());
         // Not faster by the margin (the slow step raised the average to 8.75 ms): stay.
-        a.record(false, 0.008);
+        rec(&mut a, false, 0.008);
         assert!(a.single_now);
         let every = (Adapt::BACKOFF * Adapt::BACKOFF * every).min(Adapt::MAX_EVERY);
         assert_eq!(a.every, every);
         // One lucky step of the other pool is not enough: the confirming try loses.
         for _ in 0..a.every {
-            a.record(true, 0.005);
+            rec(&mut a, true, 0.005);
         }
         assert!(!a.use_single());
-        a.record(false, 0.002);
+        rec(&mut a, false, 0.002);
         assert!(a.single_now && !a.use_single());
-        a.record(false, 0.009);
+        rec(&mut a, false, 0.009);
         assert!(a.single_now && a.use_single());
         assert_eq!(a.every, (Adapt::BACKOFF * every).min(Adapt::MAX_EVERY));
+    }
+
+    /// Steps with scheduler statistics fed by hand: the session pool workers' total wait,
+    /// the CPU totals and a clock.
+    struct Fed {
+        a: Adapt,
+        /// Total wait of the two workers so far, ns.
+        wait: u64,
+        /// Total wait of the one-thread pool's worker so far, ns.
+        swait: u64,
+        /// CPU totals so far (two CPUs).
+        cpu: CpuTimes,
+        t: Instant,
+    }
+
+    impl Fed {
+        fn new() -> Fed {
+            let mut a = adapt();
+            // As if both files could be read.
+            a.has_idle = true;
+            a.every = Adapt::FIRST_EVERY;
+            a.watch[0].last = Some((0, 2));
+            a.watch[0].fresh = true;
+            let cpu = CpuTimes {
+                idle: 0,
+                total: 0,
+                cpus: 2,
+            };
+            Fed {
+                a,
+                wait: 0,
+                swait: 0,
+                cpu,
+                t: Instant::now(),
+            }
+        }
+
+        /// One step of `secs` on the pool `Adapt` chooses, whose workers wait `waited`
+        /// seconds in all; on the one-thread pool the other CPU is idle for `idle` of the
+        /// step's time (clock ticks of 1 ms here). Returns the pool used.
+        fn step(&mut self, secs: f64, waited: f64, idle: f64) -> bool {
+            let single = self.a.use_single();
+            self.t += std::time::Duration::from_secs_f64(secs);
+            let ms = (secs * 1e3) as u64;
+            self.cpu.total += 2 * ms;
+            if single {
+                self.cpu.idle += (idle * secs * 1e3) as u64;
+                let cpu = self.a.window_due(self.t).then_some(self.cpu);
+                // What `before_step` reads.
+                if !self.a.watch[1].fresh {
+                    self.a.watch[1].last = Some((self.swait, 1));
+                    self.a.watch[1].fresh = true;
+                }
+                self.swait += (waited * 1e9) as u64;
+                let wait = Some((self.swait, 1));
+                self.a.record(true, secs, self.t, wait, cpu);
+            } else {
+                // What `before_pool_step` reads.
+                if !self.a.watch[0].fresh {
+                    self.a.watch[0].last = Some((self.wait, 2));
+                    self.a.watch[0].fresh = true;
+                }
+                self.wait += (waited * 1e9) as u64;
+                let wait = Some((self.wait, 2));
+                self.a.record(false, secs, self.t, wait, None);
+            }
+            single
+        }
+    }
+
+    #[test]
+    fn adapt_sees_contention_and_free_cores_directly() {
+        let mut f = Fed::new();
+        // The first step (cold) is slow, but its workers waited 30 of 2 x 40 ms for a CPU:
+        // another process holds a core, so the next steps use one thread, without a try.
+        assert!(!f.step(0.040, 0.030, 0.0));
+        assert!(f.a.single_now && f.a.use_single());
+        // The other core stays busy (no idle time in any window): no try of the session
+        // pool, however long (until BUSY_EVERY).
+        for _ in 0..Adapt::BUSY_EVERY {
+            assert!(f.step(0.006, 0.0, 0.0));
+        }
+        assert_eq!(f.a.free, Some(false));
+        // Rarely, the session pool is tried anyway (the other process may be niced); its
+        // workers wait again: the try loses at once and the interval grows.
+        assert!(!f.step(0.030, 0.020, 0.0));
+        assert!(f.a.single_now);
+        assert_eq!(f.a.every, Adapt::FIRST_TRY * Adapt::BACKOFF);
+        // The other core frees up: after the next idle window and the interval, the
+        // session pool is tried; without waiting it is clearly faster, which a second try
+        // confirms.
+        let mut n = 0;
+        while f.a.use_single() {
+            f.step(0.006, 0.0, 1.0);
+            n += 1;
+            assert!(n <= f.a.every + 20, "no try after {n} steps");
+        }
+        assert!(n >= f.a.every);
+        assert!(!f.step(0.004, 0.0001, 0.0));
+        assert!(!f.step(0.004, 0.0001, 0.0));
+        assert!(!f.a.single_now && !f.a.use_single());
+        // A short blip: one step waits a little (15% of 2 x 5 ms), the pool stays.
+        assert!(!f.step(0.005, 0.0015, 0.0));
+        assert!(!f.step(0.004, 0.0001, 0.0));
+        // Two such steps in a row move the session to one thread.
+        assert!(!f.step(0.005, 0.0015, 0.0));
+        assert!(!f.step(0.005, 0.0015, 0.0));
+        assert!(f.a.single_now);
+        // The other core is free again: back to the session pool after the next window.
+        while f.a.use_single() {
+            assert!(f.step(0.006, 0.0, 1.0));
+        }
+        assert!(!f.step(0.004, 0.0001, 0.0));
+        assert!(!f.step(0.004, 0.0001, 0.0));
+        assert!(!f.a.single_now);
+        // A busy loop starts: the next step's workers wait 40% of the time, and one thread
+        // takes over at once.
+        assert!(!f.step(0.004, 0.0001, 0.0));
+        assert!(!f.step(0.025, 0.020, 0.0));
+        assert!(f.a.single_now && f.a.use_single());
+        // ... and a busy core during the first window keeps it there.
+        for _ in 0..100 {
+            assert!(f.step(0.006, 0.0, 0.1));
+        }
+        assert_eq!(f.a.free, Some(false));
+    }
+
+    #[test]
+    fn adapt_on_an_oversubscribed_machine_lets_timing_decide() {
+        let mut f = Fed::new();
+        // The workers wait half the first step: one thread.
+        assert!(!f.step(0.040, 0.040, 0.0));
+        assert!(f.a.single_now);
+        // The one thread waits too (half its time), no core is idle: the machine is
+        // oversubscribed, where the session pool's larger share of the CPUs can win, so it
+        // is tried soon, although busy.
+        let mut n = 0;
+        while f.a.use_single() {
+            f.step(0.012, 0.006, 0.0);
+            n += 1;
+            assert!(n <= Adapt::FIRST_TRY, "no try after {n} steps");
+        }
+        assert!(f.a.crowded());
+        // Its workers wait as well, but it is faster: confirmed, chosen.
+        assert!(!f.step(0.008, 0.006, 0.0));
+        assert!(!f.step(0.008, 0.006, 0.0));
+        assert!(!f.a.single_now && f.a.crowded_choice);
+        // Its waits do not move the session back; only timing does.
+        for _ in 0..Adapt::FIRST_EVERY {
+            assert!(!f.step(0.008, 0.006, 0.0));
+        }
+        assert!(f.step(0.007, 0.0035, 0.0));
+        assert!(f.step(0.007, 0.0035, 0.0));
+        assert!(f.a.single_now && !f.a.crowded_choice);
+    }
+
+    #[test]
+    fn adapt_without_contention_keeps_the_session_pool() {
+        let mut f = Fed::new();
+        // Workers that hardly wait: the session pool stays; the one-thread pool is tried
+        // only after FIRST_EVERY steps (timing: two threads might gain little), loses, and
+        // the interval grows.
+        for i in 0..=Adapt::FIRST_EVERY {
+            assert!(!f.step(0.004, 0.00005, 0.0), "step {i}");
+        }
+        assert!(f.step(0.006, 0.0, 0.0));
+        assert!(!f.a.single_now);
+        assert_eq!(f.a.every, Adapt::FIRST_EVERY * Adapt::BACKOFF);
+        // A prompt batch whose workers waited moves the next single-token steps to one thread.
+        f.a.watch[0].last = Some((f.wait, 2));
+        f.wait += 80_000_000;
+        f.a.record_batch_share(Some((f.wait, 2)), 0.1);
+        assert!(f.a.single_now && f.a.use_single());
     }
 
     #[test]
