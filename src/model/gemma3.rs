@@ -17,7 +17,9 @@ use crate::ops::attention::AttnParams;
 use crate::ops::rope::{RopeMode, RopeParams};
 
 use super::config::Meta;
-use super::session::{Forward, add_inplace, matmul, norm_rows_inplace, rope_qk, self_attention};
+use super::session::{
+    Forward, add_inplace, matmul, norm_rows_inplace, par_rows, rope_qk, self_attention,
+};
 use super::weights::Binder;
 use super::{Architecture, Config, MatWeight, ModelError};
 
@@ -188,7 +190,7 @@ impl Architecture for Gemma3 {
         matmul(bytes, &l.ffn_gate, &s.xn, n, &mut s.gate, &mut s.mm)?;
         matmul(bytes, &l.ffn_up, &s.xn, n, &mut s.up, &mut s.mm)?;
         let f = n * cfg.n_ff;
-        geglu_inplace(&mut s.gate[..f], &s.up[..f]);
+        par_rows(&mut s.gate[..f], &s.up[..f], cfg.n_ff, geglu_inplace);
         matmul(bytes, &l.ffn_down, &s.gate, n, &mut s.o, &mut s.mm)?;
         norm_rows_inplace(&mut s.o[..n * e], &l.post_ffw_norm, eps);
         add_inplace(&mut s.x[..n * e], &s.o[..n * e]);

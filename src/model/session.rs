@@ -917,16 +917,50 @@ pub(crate) fn matmul(
     Ok(())
 }
 
-/// RMS-normalizes rows in place: `x` is `[rows][w.len()]`.
-pub(crate) fn norm_rows_inplace(x: &mut [f32], w: &[f32], eps: f32) {
-    crate::ops::norm::rms_norm_rows_inplace(x, w, eps);
+/// Elements per piece of the row-wise steps of a batch ([`par_rows`]): below two pieces a step
+/// stays on the calling thread (one token's rows are a few thousand elements, and a parallel
+/// region costs microseconds); above, the pieces go to the pool the step runs on.
+const PAR_PIECE: usize = 1 << 14;
+
+/// Runs `f` on pieces of whole rows of `x` and the matching pieces of `y` (both
+/// `[rows][width]`; `y` may be empty, then `f` gets empty pieces of it), in parallel on the
+/// current pool when there are at least two pieces of [`PAR_PIECE`] elements. `f` must treat
+/// each row alone (norms, element-wise functions), so the result does not depend on the
+/// split: the same bits for any thread count.
+pub(crate) fn par_rows(
+    x: &mut [f32],
+    y: &[f32],
+    width: usize,
+    f: impl Fn(&mut [f32], &[f32]) + Sync,
+) {
+    debug_assert!(width > 0 && x.len().is_multiple_of(width));
+    debug_assert!(y.is_empty() || y.len() == x.len());
+    let piece = (PAR_PIECE / width.max(1)).max(1) * width.max(1);
+    if x.len() < 2 * piece {
+        f(x, y);
+    } else if y.is_empty() {
+        x.par_chunks_mut(piece).for_each(|a| f(a, &[]));
+    } else {
+        x.par_chunks_mut(piece)
+            .zip(y.par_chunks(piece))
+            .for_each(|(a, b)| f(a, b));
+    }
 }
 
-/// `x += y` element-wise.
+/// RMS-normalizes rows in place: `x` is `[rows][w.len()]` (a batch's rows in parallel).
+pub(crate) fn norm_rows_inplace(x: &mut [f32], w: &[f32], eps: f32) {
+    par_rows(x, &[], w.len(), |a, _| {
+        crate::ops::norm::rms_norm_rows_inplace(a, w, eps);
+    });
+}
+
+/// `x += y` element-wise (a batch's rows in parallel).
 pub(crate) fn add_inplace(x: &mut [f32], y: &[f32]) {
-    for (a, &b) in x.iter_mut().zip(y) {
-        *a += b;
-    }
+    par_rows(x, y, 1, |a, b| {
+        for (a, &b) in a.iter_mut().zip(b) {
+            *a += b;
+        }
+    });
 }
 
 /// Applies RoPE to the queries and keys of `n` tokens at positions `pos0..`:
@@ -1126,6 +1160,44 @@ mod tests {
     /// Records a step without scheduler statistics.
     fn rec(a: &mut Adapt, single: bool, secs: f64) {
         a.record(single, secs, Instant::now(), None, None);
+    }
+
+    #[test]
+    fn par_rows_matches_one_pass_for_any_split() {
+        // Row-wise work on a batch: sizes below two pieces (one pass), exactly two, and a
+        // ragged number of pieces, with and without a second operand, on 1 and 3 threads.
+        let width = 640;
+        let f = |a: &mut [f32], b: &[f32]| {
+            for (i, row) in a.chunks_exact_mut(width).enumerate() {
+                let s: f32 = row.iter().sum();
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = *v * s + b.get(i * width + j).copied().unwrap_or(0.5);
+                }
+            }
+        };
+        for rows in [1, 25, 50, 51, 130] {
+            let x: Vec<f32> = (0..rows * width).map(|i| (i % 97) as f32 * 0.01).collect();
+            let y: Vec<f32> = (0..rows * width).map(|i| (i % 13) as f32).collect();
+            for second in [&y[..], &[][..]] {
+                let mut want = x.clone();
+                f(&mut want, second);
+                for threads in [1, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let mut got = x.clone();
+                    pool.install(|| par_rows(&mut got, second, width, f));
+                    assert!(
+                        got.iter()
+                            .zip(&want)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "rows {rows}, threads {threads}, second operand {}",
+                        !second.is_empty()
+                    );
+                }
+            }
+        }
     }
 
     #[test]
