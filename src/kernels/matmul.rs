@@ -591,34 +591,9 @@ unsafe fn scatter_avx2(tile: &[f32], nr: usize, nt: usize, out: *mut f32, out_st
                 // SAFETY: `s` holds 8 floats; unaligned load.
                 unsafe { _mm256_loadu_ps(s.as_ptr()) }
             });
-            // Pairs of rows interleaved, then quads, then 128-bit halves: `c[l]` is token
-            // `t0 + l`, rows `r0..r0 + 8`.
-            let t0_ = _mm256_unpacklo_ps(r[0], r[1]);
-            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-            let u0 = _mm256_shuffle_ps::<0b01_00_01_00>(t0_, t2);
-            let u1 = _mm256_shuffle_ps::<0b11_10_11_10>(t0_, t2);
-            let u2 = _mm256_shuffle_ps::<0b01_00_01_00>(t1, t3);
-            let u3 = _mm256_shuffle_ps::<0b11_10_11_10>(t1, t3);
-            let u4 = _mm256_shuffle_ps::<0b01_00_01_00>(t4, t6);
-            let u5 = _mm256_shuffle_ps::<0b11_10_11_10>(t4, t6);
-            let u6 = _mm256_shuffle_ps::<0b01_00_01_00>(t5, t7);
-            let u7 = _mm256_shuffle_ps::<0b11_10_11_10>(t5, t7);
-            let c = [
-                _mm256_permute2f128_ps::<0x20>(u0, u4),
-                _mm256_permute2f128_ps::<0x20>(u1, u5),
-                _mm256_permute2f128_ps::<0x20>(u2, u6),
-                _mm256_permute2f128_ps::<0x20>(u3, u7),
-                _mm256_permute2f128_ps::<0x31>(u0, u4),
-                _mm256_permute2f128_ps::<0x31>(u1, u5),
-                _mm256_permute2f128_ps::<0x31>(u2, u6),
-                _mm256_permute2f128_ps::<0x31>(u3, u7),
-            ];
+            // `c[l]` is token `t0 + l`, rows `r0..r0 + 8`.
+            // SAFETY: AVX2 is enabled in this function.
+            let c = unsafe { super::transpose8_ps(r) };
             for (l, v) in c.into_iter().enumerate() {
                 // SAFETY: token `t0 + l < nt`, rows `r0..r0 + 8 <= nr` are in range of `out`
                 // (caller's contract); unaligned store.

@@ -51,6 +51,8 @@ mod aarch64;
 mod x86;
 
 pub use matmul::{MatMulScratch, QMatrix, matmul};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86::transpose8_ps;
 
 /// An instruction-set level a [`Kernels`] table is written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

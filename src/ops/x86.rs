@@ -581,33 +581,8 @@ fn widen_columns8(src: [&[u8]; 8], kt: &mut [f32], j0: usize, dk: usize) {
     let mut d = 0;
     while d < n8 {
         let r: [__m256; 8] = std::array::from_fn(|k| ld_h8(&src[k][2 * d..]));
-        // The 8 x 8 transpose: pairs of rows interleaved, then quads, then 128-bit halves.
-        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-        let u0 = _mm256_shuffle_ps::<0b01_00_01_00>(t0, t2);
-        let u1 = _mm256_shuffle_ps::<0b11_10_11_10>(t0, t2);
-        let u2 = _mm256_shuffle_ps::<0b01_00_01_00>(t1, t3);
-        let u3 = _mm256_shuffle_ps::<0b11_10_11_10>(t1, t3);
-        let u4 = _mm256_shuffle_ps::<0b01_00_01_00>(t4, t6);
-        let u5 = _mm256_shuffle_ps::<0b11_10_11_10>(t4, t6);
-        let u6 = _mm256_shuffle_ps::<0b01_00_01_00>(t5, t7);
-        let u7 = _mm256_shuffle_ps::<0b11_10_11_10>(t5, t7);
-        let cols = [
-            _mm256_permute2f128_ps::<0x20>(u0, u4),
-            _mm256_permute2f128_ps::<0x20>(u1, u5),
-            _mm256_permute2f128_ps::<0x20>(u2, u6),
-            _mm256_permute2f128_ps::<0x20>(u3, u7),
-            _mm256_permute2f128_ps::<0x31>(u0, u4),
-            _mm256_permute2f128_ps::<0x31>(u1, u5),
-            _mm256_permute2f128_ps::<0x31>(u2, u6),
-            _mm256_permute2f128_ps::<0x31>(u3, u7),
-        ];
+        // SAFETY: AVX2 is enabled in this function.
+        let cols = unsafe { crate::kernels::transpose8_ps(r) };
         for (l, c) in cols.iter().enumerate() {
             st(&mut kt[(d + l) * TILE + j0..], *c);
         }

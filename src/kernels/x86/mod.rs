@@ -6,6 +6,49 @@
 
 use super::{Isa, Kernels};
 
+/// Transposes an 8 × 8 matrix of f32 in registers: lane `k` of `out[l]` is lane `l` of `r[k]`.
+/// Pairs of rows interleaved, then quads, then 128-bit halves. Shared by the batch scatter of
+/// `matmul` and the key widening of the attention ops.
+///
+/// # Safety
+/// The CPU supports AVX (callers are `#[target_feature]` functions with AVX2 enabled, into
+/// which this inlines).
+#[inline(always)]
+pub(crate) unsafe fn transpose8_ps(
+    r: [std::arch::x86_64::__m256; 8],
+) -> [std::arch::x86_64::__m256; 8] {
+    use std::arch::x86_64::*;
+    // SAFETY: register-only AVX intrinsics; the caller guarantees AVX.
+    unsafe {
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0b01_00_01_00>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0b11_10_11_10>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0b01_00_01_00>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0b11_10_11_10>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0b01_00_01_00>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0b11_10_11_10>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0b01_00_01_00>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0b11_10_11_10>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ]
+    }
+}
+
 /// Generates [`DotRowsFn`](super::DotRowsFn)s for kernels that dot a *group* of weight rows
 /// against one activation row at once: `$dot::<R>(w: [*const u8; R], x: *const u8, nb) ->
 /// [f32; R]` (const generic `R`, any extra generic arguments given in the path). Rows go in
