@@ -1260,10 +1260,8 @@ mod tests {
     /// the CPU totals and a clock.
     struct Fed {
         a: Adapt,
-        /// Total wait of the two workers so far, ns.
-        wait: u64,
-        /// Total wait of the one-thread pool's worker so far, ns.
-        swait: u64,
+        /// Total wait so far, ns: `[session pool's two workers, one-thread pool's worker]`.
+        wait: [u64; 2],
         /// CPU totals so far (two CPUs).
         cpu: CpuTimes,
         t: Instant,
@@ -1284,8 +1282,7 @@ mod tests {
             };
             Fed {
                 a,
-                wait: 0,
-                swait: 0,
+                wait: [0; 2],
                 cpu,
                 t: Instant::now(),
             }
@@ -1299,27 +1296,22 @@ mod tests {
             self.t += std::time::Duration::from_secs_f64(secs);
             let ms = (secs * 1e3) as u64;
             self.cpu.total += 2 * ms;
-            if single {
+            let (p, workers) = if single { (1, 1) } else { (0, 2) };
+            let cpu = if single {
                 self.cpu.idle += (idle * secs * 1e3) as u64;
-                let cpu = self.a.window_due(self.t).then_some(self.cpu);
-                // What `before_step` reads.
-                if !self.a.watch[1].fresh {
-                    self.a.watch[1].last = Some((self.swait, 1));
-                    self.a.watch[1].fresh = true;
-                }
-                self.swait += (waited * 1e9) as u64;
-                let wait = Some((self.swait, 1));
-                self.a.record(true, secs, self.t, wait, cpu);
+                self.a.window_due(self.t).then_some(self.cpu)
             } else {
-                // What `before_pool_step` reads.
-                if !self.a.watch[0].fresh {
-                    self.a.watch[0].last = Some((self.wait, 2));
-                    self.a.watch[0].fresh = true;
-                }
-                self.wait += (waited * 1e9) as u64;
-                let wait = Some((self.wait, 2));
-                self.a.record(false, secs, self.t, wait, None);
+                None
+            };
+            // What `Adapt::before_step` (`Watch::before`) reads.
+            let w = &mut self.a.watch[p];
+            if !w.fresh {
+                w.last = Some((self.wait[p], workers));
+                w.fresh = true;
             }
+            self.wait[p] += (waited * 1e9) as u64;
+            let wait = Some((self.wait[p], workers));
+            self.a.record(single, secs, self.t, wait, cpu);
             single
         }
     }
@@ -1423,9 +1415,9 @@ mod tests {
         assert!(!f.a.single_now);
         assert_eq!(f.a.every, Adapt::FIRST_EVERY * Adapt::BACKOFF);
         // A prompt batch whose workers waited moves the next single-token steps to one thread.
-        f.a.watch[0].last = Some((f.wait, 2));
-        f.wait += 80_000_000;
-        f.a.record_batch_share(Some((f.wait, 2)), 0.1);
+        f.a.watch[0].last = Some((f.wait[0], 2));
+        f.wait[0] += 80_000_000;
+        f.a.record_batch_share(Some((f.wait[0], 2)), 0.1);
         assert!(f.a.single_now && f.a.use_single());
     }
 
