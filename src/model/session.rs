@@ -453,8 +453,10 @@ impl Watch {
 /// use is timed on every step (an exponential average; the very first step, which pays for
 /// cold caches, is not counted); the other one is tried for one step after `every` steps
 /// (and, with the statistics, only when the rules above allow it). A try that is faster (the
-/// session pool by [`Adapt::MARGIN`], the one-thread pool at all: when two threads gain
-/// little, one thread is the choice that cannot collapse when another process takes a core)
+/// session pool by [`Adapt::MARGIN`], or by [`Adapt::MARGIN_CLEAR`] when its workers did not
+/// wait; the one-thread pool at all: when two threads gain little and nothing shows that the
+/// cores are free, one thread is the choice that cannot collapse when another process takes
+/// a core)
 /// is confirmed by a second try on the next step, and only two wins in a row switch pools
 /// (one lucky step must not move the session); after a switch the other pool is tried again
 /// soon. A try that loses, or a try of the session pool whose workers waited (unless the one
@@ -512,6 +514,14 @@ impl Adapt {
     const MARGIN: f64 = 0.85;
     /// Time ratio the one-thread pool must beat to be chosen.
     const MARGIN_SINGLE: f64 = 1.0;
+    /// Time ratio a try of the session pool must beat when its workers hardly waited (less
+    /// than [`Adapt::WAIT_CLEAR`]): with direct evidence that no other process holds a core,
+    /// a small gain is enough. (A short blip that moved the session to one thread would
+    /// otherwise keep it there whenever two threads gain less than [`Adapt::MARGIN`], as on
+    /// a host whose memory bandwidth is shared and busy.)
+    const MARGIN_CLEAR: f64 = 0.95;
+    /// Wait fraction below which a step on the session pool counts as clear.
+    const WAIT_CLEAR: f64 = 0.03;
     /// Run-queue wait of the session pool's workers, as a fraction of the step's time times
     /// the threads, above which the pool counts as contended: a try of it loses, and two
     /// such steps in a row move the session to the one-thread pool.
@@ -705,6 +715,8 @@ impl Adapt {
             *e = if *e == 0.0 { secs } else { 0.5 * (*e + secs) };
             let margin = if single {
                 Self::MARGIN_SINGLE
+            } else if share.is_some_and(|s| s < Self::WAIT_CLEAR) {
+                Self::MARGIN_CLEAR
             } else {
                 Self::MARGIN
             };
@@ -1371,6 +1383,38 @@ mod tests {
             assert!(f.step(0.006, 0.0, 0.1));
         }
         assert_eq!(f.a.free, Some(false));
+    }
+
+    #[test]
+    fn adapt_returns_to_a_clear_session_pool_on_a_small_gain() {
+        let mut f = Fed::new();
+        for _ in 0..4 {
+            assert!(!f.step(0.010, 0.0, 0.0));
+        }
+        // A blip: one step's workers wait 35% of the time; one thread takes over.
+        assert!(!f.step(0.012, 0.0084, 0.0));
+        assert!(f.a.single_now);
+        let to_try = |f: &mut Fed| {
+            let mut n = 0;
+            while f.a.use_single() {
+                assert!(f.step(0.012, 0.0, 1.0));
+                n += 1;
+                assert!(n <= 300, "no try after {n} steps");
+            }
+        };
+        // Tries of the session pool whose workers hardly wait: 3% faster is not enough...
+        to_try(&mut f);
+        assert!(!f.step(0.0117, 0.0001, 0.0));
+        assert!(f.a.single_now && f.a.use_single());
+        // ... nor 8% faster while the workers wait 5% of the time (not clear) ...
+        to_try(&mut f);
+        assert!(!f.step(0.011, 0.0011, 0.0));
+        assert!(f.a.single_now);
+        // ... but 8% faster without waiting, twice, is.
+        to_try(&mut f);
+        assert!(!f.step(0.011, 0.0001, 0.0));
+        assert!(!f.step(0.011, 0.0001, 0.0));
+        assert!(!f.a.single_now);
     }
 
     #[test]
