@@ -389,10 +389,10 @@ const MATVEC_STEP: usize = 4;
 const PREFETCH_BYTES: usize = 8192;
 
 /// One chunk of weight rows (`w`: `[rows][wrb]`) against one activation row, into `out`
-/// (`[rows]`), for kernels that do not prefetch (the AVX-512 kernels of the 32-element formats
-/// prefetch inside their block loop instead, a few lines per block: on Zen 4 that streamed
-/// Gemma 3's output matrix about 1.4 times as fast as these bursts, which are slower the more
-/// lines they ask for at once).
+/// (`[rows]`), for kernels that do not prefetch (the AVX-512 and AVX2 kernels of the 32-element
+/// formats, `StreamKernels`, prefetch inside their block loop instead, a few lines per block:
+/// on Zen 4 that streamed Gemma 3's output matrix about 1.4 times as fast as these bursts,
+/// which are slower the more lines they ask for at once).
 ///
 /// The kernels walk a group of rows side by side, a few hundred bytes of each: too many short
 /// streams for the hardware prefetchers, so a matrix larger than the caches was read at about

@@ -49,7 +49,13 @@ pub(in crate::kernels) static AVX2: Kernels = Kernels {
     quantize_q8_k: convert::q8_k,
     to_f16: convert::f16,
     to_bf16: convert::bf16,
-    stream: None,
+    stream: Some(crate::kernels::StreamKernels {
+        q4_0: stream::q4_0,
+        q4_1: stream::q4_1,
+        q5_0: stream::q5_0,
+        q5_1: stream::q5_1,
+        q8_0: stream::q8_0,
+    }),
     paths: crate::kernels::PathKernels {
         q4_k_gemv: rows::q4_k_gemv,
         q4_k_gemm: rows::q4_k_gemm,
@@ -137,11 +143,11 @@ mod rows {
     }
     group_rows_fns! {
         features = "avx2,fma,f16c";
-        q4_0: dot_q4_0_rows, 18, 34, group = 4, tiles = TileQ4_0;
-        q4_1: dot_q4_1_rows, 20, 36, group = 4, tiles = TileQ4_1;
-        q5_0: dot_q5_0_rows, 22, 34, group = 4, tiles = TileQ5_0;
-        q5_1: dot_q5_1_rows, 24, 36, group = 4, tiles = TileQ5_1;
-        q8_0: dot_q8_0_rows, 34, 34, group = 4, tiles = TileQ8_0;
+        q4_0: dot_q4_0_rows, 18, 34, group = 4, extra = Pf::NONE, tiles = TileQ4_0;
+        q4_1: dot_q4_1_rows, 20, 36, group = 4, extra = Pf::NONE, tiles = TileQ4_1;
+        q5_0: dot_q5_0_rows, 22, 34, group = 4, extra = Pf::NONE, tiles = TileQ5_0;
+        q5_1: dot_q5_1_rows, 24, 36, group = 4, extra = Pf::NONE, tiles = TileQ5_1;
+        q8_0: dot_q8_0_rows, 34, 34, group = 4, extra = Pf::NONE, tiles = TileQ8_0;
         iq4_nl: dot_iq4_nl_vec_rows, 18, 34, group = 4;
         iq4_nl_tinyblas: dot_iq4_nl_rows, 18, 34, group = 4, tiles = TileIq4Nl;
     }
@@ -377,6 +383,124 @@ unsafe fn f16x2x4(p: *const u8, stride: usize) -> __m256 {
 /// Blocks per chunk of the legacy kernels' scale pass.
 const CHUNK: usize = 32;
 
+/// A streaming kernel's prefetches (see [`stream_fns!`]): before block `i`, the `per` cache
+/// lines from `base + 64 per i` are requested into L2, so a group of rows asks for as many
+/// bytes as it reads, `STREAM_AHEAD` further on, spread over its blocks. [`Pf::NONE`] (rows
+/// in cache) compiles to nothing.
+#[derive(Clone, Copy)]
+pub(super) struct Pf {
+    base: *const u8,
+    per: usize,
+}
+
+impl Pf {
+    /// No prefetches.
+    pub(super) const NONE: Pf = Pf {
+        base: std::ptr::null(),
+        per: 0,
+    };
+
+    /// The prefetches before block `i`.
+    #[inline(always)]
+    fn fetch(self, i: usize) {
+        if self.per > 0 {
+            let a = self.base.wrapping_add(64 * self.per * i);
+            for j in 0..self.per {
+                // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+                unsafe { _mm_prefetch::<_MM_HINT_T1>(a.wrapping_add(64 * j).cast()) };
+            }
+        }
+    }
+}
+
+/// How far ahead of the rows being dotted the streaming kernels prefetch them.
+const STREAM_AHEAD: usize = 12 << 10;
+
+/// Streaming one-token kernels (`StreamKernels`): the rows in groups of four (the rest one
+/// at a time), each group prefetching the bytes [`STREAM_AHEAD`] further on, as many as it
+/// reads, spread over its blocks ([`Pf`]); lines past the end of `w` are requested too
+/// (usually the rows the caller hands over next). Same kernels, same bits as the rows
+/// kernels; for rows read from memory they measured faster than `matmul`'s prefetch bursts.
+macro_rules! stream_fns {
+    ($($name:ident: $dot:ident, $wb:expr, $xb:expr;)*) => {$(
+        /// Streaming dot kernel over rows (see `DotRowsFn` and `StreamKernels`).
+        ///
+        /// # Safety
+        /// The CPU must support AVX2, FMA and F16C.
+        pub(super) unsafe fn $name(
+            w: &[u8],
+            w_row_bytes: usize,
+            x: &[u8],
+            x_row_bytes: usize,
+            out: &mut [f32],
+            out_stride: usize,
+        ) {
+            /// The loop, with the kernel inlined under the target features.
+            ///
+            /// # Safety
+            /// Features available; `w` holds `rows` rows of `wrb` bytes, `x` `n_x` rows of
+            /// `xrb` bytes, each `nb` blocks.
+            #[target_feature(enable = "avx2,fma,f16c")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn run(
+                w: &[u8],
+                wrb: usize,
+                x: &[u8],
+                xrb: usize,
+                out: &mut [f32],
+                os: usize,
+                (nb, rows, n_x): (usize, usize, usize),
+            ) {
+                let pf = |r: usize, nr: usize| Pf {
+                    base: w.as_ptr().wrapping_add(r * wrb + STREAM_AHEAD),
+                    per: if nb == 0 { 0 } else { (nr * wrb).div_ceil(64).div_ceil(nb) },
+                };
+                for t in 0..n_x {
+                    // SAFETY: row `t < n_x` of `x` is in bounds (caller's contract).
+                    let xt = unsafe { x.as_ptr().add(t * xrb) };
+                    let mut r = 0;
+                    while r + 4 <= rows {
+                        // SAFETY: rows `r .. r + 4` of `w` are in bounds (`r + 4 <= rows`),
+                        // `nb` blocks each, as is `xt`; features on.
+                        let o = unsafe {
+                            $dot::<4>(
+                                std::array::from_fn(|k| w.as_ptr().add((r + k) * wrb)),
+                                xt,
+                                nb,
+                                pf(r, 4),
+                            )
+                        };
+                        for (k, v) in o.into_iter().enumerate() {
+                            out[(r + k) * os + t] = v;
+                        }
+                        r += 4;
+                    }
+                    while r < rows {
+                        // SAFETY: as above, for row `r < rows`.
+                        let [v] = unsafe { $dot::<1>([w.as_ptr().add(r * wrb)], xt, nb, pf(r, 1)) };
+                        out[r * os + t] = v;
+                        r += 1;
+                    }
+                }
+            }
+            let dims = $crate::kernels::check_rows(w, w_row_bytes, x, x_row_bytes, out, out_stride, $wb, $xb);
+            // SAFETY: lengths checked above; the caller guarantees the CPU features.
+            unsafe { run(w, w_row_bytes, x, x_row_bytes, out, out_stride, dims) }
+        }
+    )*};
+}
+
+mod stream {
+    use super::*;
+    stream_fns! {
+        q4_0: dot_q4_0_rows, 18, 34;
+        q4_1: dot_q4_1_rows, 20, 36;
+        q5_0: dot_q5_0_rows, 22, 34;
+        q5_1: dot_q5_1_rows, 24, 36;
+        q8_0: dot_q8_0_rows, 34, 34;
+    }
+}
+
 /// The legacy-format driver for `R` weight rows (`$w: [*const u8; R]`, `R` a const generic in
 /// scope) against one activation row `$x`, returning `[f32; R]`. The blocks go in chunks of
 /// [`CHUNK`]: first the chunk's scales, eight blocks at a time (`d_w d_x` per block into a
@@ -388,7 +512,7 @@ const CHUNK: usize = 32;
 /// shuffle pipe). Each row's result does not depend on `R`.
 macro_rules! legacy_rows {
     ($w:expr, $x:expr, $nb:expr, ws = $ws:expr, xs = $xs:expr, mins = $mins:expr,
-     pairs = $pairs:expr,
+     pairs = $pairs:expr, pf = $pf:expr,
      |$xb:ident| $ybody:expr, |$wb:ident, $y:ident| $rbody:expr) => {{
         let (w, x, nb): ([*const u8; R], *const u8, usize) = ($w, $x, $nb);
         // One accumulator per row: with the rows of a group interleaved, the FMA chains are
@@ -457,6 +581,7 @@ macro_rules! legacy_rows {
                 k += 1;
             }
             for kk in 0..cn {
+                $pf.fetch(i0 + kk);
                 let y = {
                     let $xb = x0.add($xs * kk);
                     $ybody
@@ -501,7 +626,7 @@ macro_rules! legacy_rows {
 
 /// Defines the one-row kernel `$one` as the `R = 1` case of the rows kernel `$rows`.
 macro_rules! one_row {
-    ($($one:ident = $rows:ident;)*) => {$(
+    ($($one:ident = $rows:ident $(, $extra:expr)?;)*) => {$(
         /// One row: the `R = 1` case of the rows kernel (same arithmetic, same bits).
         ///
         /// # Safety
@@ -510,7 +635,7 @@ macro_rules! one_row {
         #[allow(dead_code)]
         pub(super) unsafe fn $one(w: *const u8, x: *const u8, nb: usize) -> f32 {
             // SAFETY: caller's contract.
-            unsafe { $rows::<1>([w], x, nb)[0] }
+            unsafe { $rows::<1>([w], x, nb, $($extra)?)[0] }
         }
     )*};
 }
@@ -644,10 +769,10 @@ pub(super) unsafe fn dot_bf16(w: *const u8, x: *const u8, n: usize) -> f32 {
 // ---------------------------------------------------------------------------------------------
 
 one_row! {
-    dot_q4_0 = dot_q4_0_rows;
-    dot_q5_0 = dot_q5_0_rows;
-    dot_q5_1 = dot_q5_1_rows;
-    dot_q8_0 = dot_q8_0_rows;
+    dot_q4_0 = dot_q4_0_rows, Pf::NONE;
+    dot_q5_0 = dot_q5_0_rows, Pf::NONE;
+    dot_q5_1 = dot_q5_1_rows, Pf::NONE;
+    dot_q8_0 = dot_q8_0_rows, Pf::NONE;
     dot_iq4_nl = dot_iq4_nl_rows;
 }
 
@@ -661,6 +786,7 @@ pub(super) unsafe fn dot_q4_0_rows<const R: usize>(
     w: [*const u8; R],
     x: *const u8,
     nb: usize,
+    pf: Pf,
 ) -> [f32; R] {
     // SAFETY: block `i` of a row is bytes `18 i .. 18 i + 18`, of `x` `34 i .. 34 i + 34`;
     // all loads stay inside them.
@@ -674,6 +800,7 @@ pub(super) unsafe fn dot_q4_0_rows<const R: usize>(
             xs = 34,
             mins = false,
             pairs = false,
+            pf = pf,
             |xb| {
                 let y = load32(xb.add(2));
                 (y, _mm256_maddubs_epi16(eight, y))
@@ -700,6 +827,7 @@ pub(super) unsafe fn dot_q4_1_rows<const R: usize>(
     w: [*const u8; R],
     x: *const u8,
     nb: usize,
+    pf: Pf,
 ) -> [f32; R] {
     // SAFETY: block `i` of a row is bytes `20 i ..`, of `x` `36 i ..`; loads stay inside.
     unsafe {
@@ -711,6 +839,7 @@ pub(super) unsafe fn dot_q4_1_rows<const R: usize>(
             xs = 36,
             mins = true,
             pairs = false,
+            pf = pf,
             |xb| load32(xb.add(4)),
             |wb, y| dot_u8i8(nibbles32(wb.add(4)), *y)
         )
@@ -729,6 +858,7 @@ pub(super) unsafe fn dot_q5_0_rows<const R: usize>(
     w: [*const u8; R],
     x: *const u8,
     nb: usize,
+    pf: Pf,
 ) -> [f32; R] {
     // SAFETY: block `i` of a row is bytes `22 i ..`, of `x` `34 i ..`; loads stay inside.
     unsafe {
@@ -741,6 +871,7 @@ pub(super) unsafe fn dot_q5_0_rows<const R: usize>(
             xs = 34,
             mins = false,
             pairs = false,
+            pf = pf,
             |xb| {
                 let y = load32(xb.add(2));
                 (y, _mm256_maddubs_epi16(sixteen, y))
@@ -777,6 +908,7 @@ pub(super) unsafe fn dot_q5_1_rows<const R: usize>(
     w: [*const u8; R],
     x: *const u8,
     nb: usize,
+    pf: Pf,
 ) -> [f32; R] {
     const { assert!(R <= 4, "dot_q5_1_rows handles at most 4 rows") };
     let fused = R <= 2;
@@ -806,6 +938,7 @@ pub(super) unsafe fn dot_q5_1_rows<const R: usize>(
         // passes keep the `summs` and `acc` chains of fused multiply-adds apart).
         if fused {
             for i in 0..nb {
+                pf.fetch(i);
                 let (p, s2) = scales(i, summs);
                 summs = s2;
                 let y = load32(x.add(36 * i + 4));
@@ -829,6 +962,7 @@ pub(super) unsafe fn dot_q5_1_rows<const R: usize>(
             }
             for (k, d) in ds.iter().enumerate().take(cn) {
                 let i = i0 + k;
+                pf.fetch(i);
                 let y = load32(x.add(36 * i + 4));
                 unroll_rows!(R, |r| {
                     let wb = w[r].add(24 * i);
@@ -858,6 +992,7 @@ pub(super) unsafe fn dot_q8_0_rows<const R: usize>(
     w: [*const u8; R],
     x: *const u8,
     nb: usize,
+    pf: Pf,
 ) -> [f32; R] {
     // SAFETY: block `i` of each row is bytes `34 i .. 34 i + 34`; loads stay inside.
     unsafe {
@@ -869,6 +1004,7 @@ pub(super) unsafe fn dot_q8_0_rows<const R: usize>(
             xs = 34,
             mins = false,
             pairs = false,
+            pf = pf,
             |xb| load32(xb.add(2)),
             |wb, y| {
                 let p = mul_i8_pairs(load32(wb.add(2)), *y);
@@ -909,6 +1045,7 @@ pub(super) unsafe fn dot_iq4_nl_rows<const R: usize>(
             xs = 34,
             mins = false,
             pairs = false,
+            pf = Pf::NONE,
             |xb| load32(xb.add(2)),
             |wb, y| {
                 let q = _mm256_shuffle_epi8(table, nibbles32(wb.add(2)));
@@ -943,6 +1080,7 @@ pub(super) unsafe fn dot_iq4_nl_vec_rows<const R: usize>(
             xs = 34,
             mins = false,
             pairs = true,
+            pf = Pf::NONE,
             |xb| load32(xb.add(2)),
             |wb, y| {
                 let q = _mm256_shuffle_epi8(table, nibbles32(wb.add(2)));
