@@ -383,7 +383,7 @@ unsafe fn f16x2x4(p: *const u8, stride: usize) -> __m256 {
 /// Blocks per chunk of the legacy kernels' scale pass.
 const CHUNK: usize = 32;
 
-/// A streaming kernel's prefetches (see [`stream_fns!`]): before block `i`, the `per` cache
+/// A streaming kernel's prefetches (see `stream_fns!`): before block `i`, the `per` cache
 /// lines from `base + 64 per i` are requested into L2, so a group of rows asks for as many
 /// bytes as it reads, `STREAM_AHEAD` further on, spread over its blocks. [`Pf::NONE`] (rows
 /// in cache) compiles to nothing.
