@@ -456,7 +456,7 @@ impl Watch {
 /// session pool by [`Adapt::MARGIN`], or by [`Adapt::MARGIN_CLEAR`] when its workers did not
 /// wait; the one-thread pool at all: when two threads gain little and nothing shows that the
 /// cores are free, one thread is the choice that cannot collapse when another process takes
-/// a core)
+/// a core; but by [`Adapt::MARGIN_SINGLE_CLEAR`] when the session pool's last step was clear)
 /// is confirmed by a second try on the next step, and only two wins in a row switch pools
 /// (one lucky step must not move the session); after a switch the other pool is tried again
 /// soon. A try that loses, or a try of the session pool whose workers waited (unless the one
@@ -484,6 +484,8 @@ struct Adapt {
     watch: [Watch; 2],
     /// The last step on the session pool was contended (a second one in a row leaves it).
     strike: bool,
+    /// The last step on the session pool was clear (its workers hardly waited).
+    clear: bool,
     /// Average wait share of the one-thread pool's worker since the last switch to it: when
     /// it waits too, the machine is oversubscribed (more runnable threads than cores), the
     /// session pool's larger share of the CPUs may win despite its waits, and timing decides.
@@ -522,6 +524,13 @@ impl Adapt {
     const MARGIN_CLEAR: f64 = 0.95;
     /// Wait fraction below which a step on the session pool counts as clear.
     const WAIT_CLEAR: f64 = 0.03;
+    /// Time ratio a try of the one-thread pool must beat when the session pool's last step
+    /// was clear: nothing shows another process on the cores (were one to take a core, the
+    /// waits would move the session at once), so only a clear gain is worth one thread. (On
+    /// a host whose memory bandwidth comes and goes, a try that happens to run in a good
+    /// moment would otherwise beat the session pool's average and park decoding on one
+    /// thread.)
+    const MARGIN_SINGLE_CLEAR: f64 = 0.9;
     /// Run-queue wait of the session pool's workers, as a fraction of the step's time times
     /// the threads, above which the pool counts as contended: a try of it loses, and two
     /// such steps in a row move the session to the one-thread pool.
@@ -563,6 +572,7 @@ impl Adapt {
             warm: false,
             watch: [Watch::new(w0, threads), Watch::new(w1, 1)],
             strike: false,
+            clear: false,
             crowd: 0.0,
             crowded_choice: false,
             idle,
@@ -594,6 +604,7 @@ impl Adapt {
     /// second contended step in a row).
     fn judge(&mut self, share: Option<f64>) -> (Option<bool>, bool) {
         let contended = share.map(|s| s > Self::WAIT_CONTENDED);
+        self.clear = share.is_some_and(|s| s < Self::WAIT_CLEAR);
         let leave =
             share.is_some_and(|s| s > Self::WAIT_SURE) || contended == Some(true) && self.strike;
         self.strike = contended == Some(true);
@@ -713,7 +724,9 @@ impl Adapt {
             self.since = 0;
             let e = &mut self.est[used];
             *e = if *e == 0.0 { secs } else { 0.5 * (*e + secs) };
-            let margin = if single {
+            let margin = if single && self.clear {
+                Self::MARGIN_SINGLE_CLEAR
+            } else if single {
                 Self::MARGIN_SINGLE
             } else if share.is_some_and(|s| s < Self::WAIT_CLEAR) {
                 Self::MARGIN_CLEAR
@@ -1415,6 +1428,29 @@ mod tests {
         assert!(!f.step(0.011, 0.0001, 0.0));
         assert!(!f.step(0.011, 0.0001, 0.0));
         assert!(!f.a.single_now);
+    }
+
+    #[test]
+    fn adapt_keeps_a_clear_session_pool_unless_one_thread_is_clearly_faster() {
+        let mut f = Fed::new();
+        let to_try = |f: &mut Fed| {
+            let mut n = 0;
+            while !f.a.use_single() {
+                assert!(!f.step(0.010, 0.00005, 0.0));
+                n += 1;
+                assert!(n <= 300, "no try after {n} steps");
+            }
+        };
+        // The session pool's workers do not wait. One thread 5% faster (a lucky moment on a
+        // noisy host) is not enough...
+        to_try(&mut f);
+        assert!(f.step(0.0095, 0.0, 0.0));
+        assert!(!f.a.single_now && !f.a.use_single());
+        // ... 15% faster, twice, is.
+        to_try(&mut f);
+        assert!(f.step(0.0085, 0.0, 0.0));
+        assert!(f.step(0.0085, 0.0, 0.0));
+        assert!(f.a.single_now);
     }
 
     #[test]
