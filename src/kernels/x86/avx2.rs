@@ -50,11 +50,11 @@ pub(in crate::kernels) static AVX2: Kernels = Kernels {
     to_f16: convert::f16,
     to_bf16: convert::bf16,
     stream: Some(crate::kernels::StreamKernels {
-        q4_0: stream::q4_0,
-        q4_1: stream::q4_1,
-        q5_0: stream::q5_0,
-        q5_1: stream::q5_1,
-        q8_0: stream::q8_0,
+        q4_0: rows::q4_0_stream,
+        q4_1: rows::q4_1_stream,
+        q5_0: rows::q5_0_stream,
+        q5_1: rows::q5_1_stream,
+        q8_0: rows::q8_0_stream,
     }),
     paths: crate::kernels::PathKernels {
         q4_k_gemv: rows::q4_k_gemv,
@@ -143,13 +143,18 @@ mod rows {
     }
     group_rows_fns! {
         features = "avx2,fma,f16c";
-        q4_0: dot_q4_0_rows, 18, 34, group = 4, extra = Pf::NONE, tiles = TileQ4_0;
-        q4_1: dot_q4_1_rows, 20, 36, group = 4, extra = Pf::NONE, tiles = TileQ4_1;
-        q5_0: dot_q5_0_rows, 22, 34, group = 4, extra = Pf::NONE, tiles = TileQ5_0;
-        q5_1: dot_q5_1_rows, 24, 36, group = 4, extra = Pf::NONE, tiles = TileQ5_1;
-        q8_0: dot_q8_0_rows, 34, 34, group = 4, extra = Pf::NONE, tiles = TileQ8_0;
+        q4_0: dot_q4_0_rows, 18, 34, group = 4, pf = Pf::rows, tiles = TileQ4_0;
+        q4_1: dot_q4_1_rows, 20, 36, group = 4, pf = Pf::rows, tiles = TileQ4_1;
+        q5_0: dot_q5_0_rows, 22, 34, group = 4, pf = Pf::rows, tiles = TileQ5_0;
+        q5_1: dot_q5_1_rows, 24, 36, group = 4, pf = Pf::rows, tiles = TileQ5_1;
+        q8_0: dot_q8_0_rows, 34, 34, group = 4, pf = Pf::rows, tiles = TileQ8_0;
         iq4_nl: dot_iq4_nl_vec_rows, 18, 34, group = 4;
         iq4_nl_tinyblas: dot_iq4_nl_rows, 18, 34, group = 4, tiles = TileIq4Nl;
+        q4_0_stream: dot_q4_0_rows, 18, 34, group = 4, pf = Pf::ahead;
+        q4_1_stream: dot_q4_1_rows, 20, 36, group = 4, pf = Pf::ahead;
+        q5_0_stream: dot_q5_0_rows, 22, 34, group = 4, pf = Pf::ahead;
+        q5_1_stream: dot_q5_1_rows, 24, 36, group = 4, pf = Pf::ahead;
+        q8_0_stream: dot_q8_0_rows, 34, 34, group = 4, pf = Pf::ahead;
     }
 }
 
@@ -383,7 +388,7 @@ unsafe fn f16x2x4(p: *const u8, stride: usize) -> __m256 {
 /// Blocks per chunk of the legacy kernels' scale pass.
 const CHUNK: usize = 32;
 
-/// A streaming kernel's prefetches (see `stream_fns!`): before block `i`, the `per` cache
+/// A group kernel's prefetches ([`Pf::ahead`] for the streaming kernels): before block `i`, the `per` cache
 /// lines from `base + 64 per i` are requested into L2, so a group of rows asks for as many
 /// bytes as it reads, `STREAM_AHEAD` further on, spread over its blocks. [`Pf::NONE`] (rows
 /// in cache) compiles to nothing.
@@ -400,6 +405,29 @@ impl Pf {
         per: 0,
     };
 
+    /// For a group of rows at `offset` bytes into `w`, `bytes` long, `nb` blocks per row:
+    /// no prefetches (the rows kernels: rows in cache).
+    #[inline(always)]
+    pub(super) fn rows(_w: *const u8, _offset: usize, _bytes: usize, _nb: usize) -> Pf {
+        Pf::NONE
+    }
+
+    /// As [`Pf::rows`], for the streaming kernels (`StreamKernels`): the group asks for as many
+    /// bytes as it reads, [`STREAM_AHEAD`] further on, spread over its blocks; lines past the
+    /// end of `w` are requested too (usually the rows the caller hands over next). For rows
+    /// read from memory this measured faster than `matmul`'s prefetch bursts.
+    #[inline(always)]
+    pub(super) fn ahead(w: *const u8, offset: usize, bytes: usize, nb: usize) -> Pf {
+        Pf {
+            base: w.wrapping_add(offset + STREAM_AHEAD),
+            per: if nb == 0 {
+                0
+            } else {
+                bytes.div_ceil(64).div_ceil(nb)
+            },
+        }
+    }
+
     /// The prefetches before block `i`.
     #[inline(always)]
     fn fetch(self, i: usize) {
@@ -415,91 +443,6 @@ impl Pf {
 
 /// How far ahead of the rows being dotted the streaming kernels prefetch them.
 const STREAM_AHEAD: usize = 12 << 10;
-
-/// Streaming one-token kernels (`StreamKernels`): the rows in groups of four (the rest one
-/// at a time), each group prefetching the bytes [`STREAM_AHEAD`] further on, as many as it
-/// reads, spread over its blocks ([`Pf`]); lines past the end of `w` are requested too
-/// (usually the rows the caller hands over next). Same kernels, same bits as the rows
-/// kernels; for rows read from memory they measured faster than `matmul`'s prefetch bursts.
-macro_rules! stream_fns {
-    ($($name:ident: $dot:ident, $wb:expr, $xb:expr;)*) => {$(
-        /// Streaming dot kernel over rows (see `DotRowsFn` and `StreamKernels`).
-        ///
-        /// # Safety
-        /// The CPU must support AVX2, FMA and F16C.
-        pub(super) unsafe fn $name(
-            w: &[u8],
-            w_row_bytes: usize,
-            x: &[u8],
-            x_row_bytes: usize,
-            out: &mut [f32],
-            out_stride: usize,
-        ) {
-            /// The loop, with the kernel inlined under the target features.
-            ///
-            /// # Safety
-            /// Features available; `w` holds `rows` rows of `wrb` bytes, `x` `n_x` rows of
-            /// `xrb` bytes, each `nb` blocks.
-            #[target_feature(enable = "avx2,fma,f16c")]
-            #[allow(clippy::too_many_arguments)]
-            unsafe fn run(
-                w: &[u8],
-                wrb: usize,
-                x: &[u8],
-                xrb: usize,
-                out: &mut [f32],
-                os: usize,
-                (nb, rows, n_x): (usize, usize, usize),
-            ) {
-                let pf = |r: usize, nr: usize| Pf {
-                    base: w.as_ptr().wrapping_add(r * wrb + STREAM_AHEAD),
-                    per: if nb == 0 { 0 } else { (nr * wrb).div_ceil(64).div_ceil(nb) },
-                };
-                for t in 0..n_x {
-                    // SAFETY: row `t < n_x` of `x` is in bounds (caller's contract).
-                    let xt = unsafe { x.as_ptr().add(t * xrb) };
-                    let mut r = 0;
-                    while r + 4 <= rows {
-                        // SAFETY: rows `r .. r + 4` of `w` are in bounds (`r + 4 <= rows`),
-                        // `nb` blocks each, as is `xt`; features on.
-                        let o = unsafe {
-                            $dot::<4>(
-                                std::array::from_fn(|k| w.as_ptr().add((r + k) * wrb)),
-                                xt,
-                                nb,
-                                pf(r, 4),
-                            )
-                        };
-                        for (k, v) in o.into_iter().enumerate() {
-                            out[(r + k) * os + t] = v;
-                        }
-                        r += 4;
-                    }
-                    while r < rows {
-                        // SAFETY: as above, for row `r < rows`.
-                        let [v] = unsafe { $dot::<1>([w.as_ptr().add(r * wrb)], xt, nb, pf(r, 1)) };
-                        out[r * os + t] = v;
-                        r += 1;
-                    }
-                }
-            }
-            let dims = $crate::kernels::check_rows(w, w_row_bytes, x, x_row_bytes, out, out_stride, $wb, $xb);
-            // SAFETY: lengths checked above; the caller guarantees the CPU features.
-            unsafe { run(w, w_row_bytes, x, x_row_bytes, out, out_stride, dims) }
-        }
-    )*};
-}
-
-mod stream {
-    use super::*;
-    stream_fns! {
-        q4_0: dot_q4_0_rows, 18, 34;
-        q4_1: dot_q4_1_rows, 20, 36;
-        q5_0: dot_q5_0_rows, 22, 34;
-        q5_1: dot_q5_1_rows, 24, 36;
-        q8_0: dot_q8_0_rows, 34, 34;
-    }
-}
 
 /// The legacy-format driver for `R` weight rows (`$w: [*const u8; R]`, `R` a const generic in
 /// scope) against one activation row `$x`, returning `[f32; R]`. The blocks go in chunks of

@@ -61,7 +61,7 @@ pub(crate) unsafe fn transpose8_ps(
 macro_rules! group_rows_fns {
     (features = $feat:literal;
      $($name:ident: $dot:ident $(:: <$($gen:tt),*>)?, $wb:expr, $xb:expr, group = $g:literal
-       $(, extra = $extra:expr)? $(, tiles = $tf:ty)?;)*) => {$(
+       $(, pf = $pf:path)? $(, tiles = $tf:ty)?;)*) => {$(
         /// Dot kernel over rows (see `DotRowsFn`).
         ///
         /// # Safety
@@ -108,7 +108,7 @@ macro_rules! group_rows_fns {
                                 std::array::from_fn(|k| w.as_ptr().add((r0 + k) * wrb)),
                                 x.as_ptr().add(t * xrb),
                                 nb,
-                                $($extra)?
+                                $($pf(w.as_ptr(), r0 * wrb, $g * wrb, nb))?
                             )
                         };
                         for (k, v) in o.into_iter().enumerate() {
@@ -126,7 +126,7 @@ macro_rules! group_rows_fns {
                                 [w.as_ptr().add(r * wrb)],
                                 x.as_ptr().add(t * xrb),
                                 nb,
-                                $($extra)?
+                                $($pf(w.as_ptr(), r * wrb, wrb, nb))?
                             )
                         };
                         out[r * os + t] = v;
